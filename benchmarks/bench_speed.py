@@ -1,0 +1,86 @@
+"""Speed of the default model on this machine, printed as JSON (no timed tests anywhere).
+
+- sampling: new tokens/s of `soar.sampling.sample` at batch 64 and 256, and of plain Hugging Face
+  `generate` on the same prompts in the same run (the ratio is the figure to compare across machines);
+- training: completion tokens/s of the RLOO update (forward + backward, with the KL reference pass);
+- one RLOO step at the default sizes (8 prompts x 16 samples) on the hard train set, split into
+  sampling and update time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import time
+
+import torch
+
+from soar.model import DEFAULT_MODEL, load_policy
+from soar.problems import load_problems
+from soar.rloo import RLOOConfig, cycling_batches, train_rloo
+from soar.sampling import sample
+from soar.world import ARITHMETIC
+from soar.world.arithmetic import make_problem
+
+
+def prompts_for(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [ARITHMETIC.student_prompt(make_problem("chain", rng.choice((2, 3, 4)), rng).question) for _ in range(n)]
+
+
+def bench_sampling(model, tok, batch: int, max_new: int) -> float:
+    prompts = prompts_for(batch)
+    sample(model, tok, prompts[:4], 1, max_new_tokens=8, seed=0)  # warm-up
+    t = time.perf_counter()
+    out = sample(model, tok, prompts, 1, max_new_tokens=max_new, seed=1, batch_size=batch)
+    dt = time.perf_counter() - t
+    return sum(len(s.token_ids) for r in out for s in r) / dt
+
+
+def bench_hf_generate(model, tok, batch: int, max_new: int) -> float:
+    enc = tok(prompts_for(batch), return_tensors="pt", padding=True)
+    with torch.no_grad():
+        model.generate(**enc, max_new_tokens=4, do_sample=True, pad_token_id=tok.pad_token_id)
+        t = time.perf_counter()
+        out = model.generate(**enc, max_new_tokens=max_new, do_sample=True, temperature=1.0, top_k=0,
+                             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        dt = time.perf_counter() - t
+    new = out[:, enc.input_ids.shape[1]:]
+    n = 0
+    for row in new.tolist():
+        n += (row.index(tok.eos_token_id) + 1) if tok.eos_token_id in row else len(row)
+    return n / dt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", default=str(DEFAULT_MODEL))
+    ap.add_argument("--hard", default="data/hard/train.jsonl")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=3, help="RLOO steps to time (mean reported)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    model, tok = load_policy(args.model)
+    max_new = 128
+    res: dict = {"machine": platform.processor() or platform.machine(), "threads": args.threads,
+                 "torch": torch.__version__, "parameters": sum(p.numel() for p in model.parameters())}
+    for b in (64, 256):
+        res[f"sample_tok_s_batch{b}"] = round(bench_sampling(model, tok, b, max_new))
+    res["hf_generate_tok_s_batch64"] = round(bench_hf_generate(model, tok, 64, max_new))
+    res["sample_vs_hf_generate_batch64"] = round(res["sample_tok_s_batch64"] / res["hf_generate_tok_s_batch64"], 2)
+    problems = load_problems(args.hard)
+    cfg = RLOOConfig(steps=args.steps)
+    hist = train_rloo(model, tok, ARITHMETIC, cycling_batches(problems, cfg.batch_size), cfg, seed=0)
+    update_s = [h["step_s"] - h["sample_s"] for h in hist]
+    res["rloo_step_s"] = round(sum(h["step_s"] for h in hist) / len(hist), 3)
+    res["rloo_sample_s"] = round(sum(h["sample_s"] for h in hist) / len(hist), 3)
+    res["rloo_update_s"] = round(sum(update_s) / len(hist), 3)
+    res["train_tok_s"] = round(sum(h["completion_tokens"] for h in hist) / sum(update_s))
+    res["rloo_sizes"] = {"batch_size": cfg.batch_size, "group_size": cfg.group_size, "kl_coef": cfg.kl_coef}
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()

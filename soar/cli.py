@@ -1,0 +1,107 @@
+"""The `soar` command. Every subcommand reads one typed config: defaults <- --config FILE <- --set k=v."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from soar.config import ConfigError, dump_config, load_config
+from soar.evaluate import EvalConfig
+from soar.io import DataError
+from soar.model import DEFAULT_MODEL
+
+
+@dataclass
+class EvalCommandConfig:
+    """`soar eval`: pass@k of one model on a problem set, over seeds."""
+
+    model: str = str(DEFAULT_MODEL)
+    """model directory (HF format)"""
+    problems: str = "data/hard/test.jsonl"
+    """JSONL problems (question, answer)"""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """sampling seeds; the table gives mean ± SD over them"""
+    out: str = "runs/eval"
+    """folder for per-problem counts (JSONL) and summary.json"""
+    threads: int = 2
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def _eval(cfg: EvalCommandConfig) -> None:
+    import torch
+
+    from soar.evaluate import aggregate, evaluate
+    from soar.io import atomic_write_text, write_jsonl
+    from soar.model import load_policy
+    from soar.problems import load_problems
+    from soar.world import ARITHMETIC
+
+    torch.set_num_threads(cfg.threads)
+    model, tok = load_policy(cfg.model)
+    problems = load_problems(cfg.problems)
+    out = Path(cfg.out)
+    summaries = []
+    for seed in cfg.seeds:
+        s, recs = evaluate(model, tok, ARITHMETIC, problems, cfg.eval, seed=seed)
+        write_jsonl(out / f"per_problem_seed{seed}.jsonl", recs)
+        summaries.append({"seed": seed, **s})
+    agg = aggregate(summaries)
+    atomic_write_text(out / "summary.json", json.dumps({"per_seed": summaries, "mean_sd": agg}, indent=1))
+    print(f"{cfg.problems}: {len(problems)} problems, {len(cfg.seeds)} seed(s), n={cfg.eval.n}")
+    for k, (m, s) in agg.items():
+        if k != "seed":
+            print(f"  {k:>10}: {m:.4f} ± {s:.4f}")
+
+
+def _commands():
+    from soar.hardset import HardSetConfig, make_hard
+    from soar.premise import PremiseConfig, run_premise
+    from soar.pretrain import PretrainConfig, pretrain
+
+    return {
+        "pretrain": (PretrainConfig, pretrain, "train the tiny arithmetic base model from scratch"),
+        "make-hard": (HardSetConfig, make_hard, "build fail@k hard train/test sets"),
+        "eval": (EvalCommandConfig, _eval, "pass@k (unbiased) and greedy accuracy of a model, over seeds"),
+        "premise": (PremiseConfig, run_premise, "Hard-Only vs oracle curriculum on the hard set"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    commands = _commands()
+    parser = argparse.ArgumentParser(prog="soar", description="SOAR: teachers that write stepping stones.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (cls, _, help_) in commands.items():
+        p = sub.add_parser(name, help=help_, description=f"{help_}. Config: {cls.__name__} "
+                           "(see --print-config for every key and its default).")
+        p.add_argument("--config", help="YAML/JSON file of config values")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one config value, e.g. --set rloo.lr=1e-4 (repeatable)")
+        p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    args = parser.parse_args(argv)
+    cls, fn, _ = commands[args.command]
+    try:
+        cfg = load_config(cls, args.config, args.set)
+    except ConfigError as e:
+        print(f"soar {args.command}: config error: {e}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        dump_config(cfg, "/dev/stdout")
+        return 0
+    try:
+        result = fn(cfg)
+    except (DataError, FileNotFoundError) as e:
+        print(f"soar {args.command}: {e}", file=sys.stderr)
+        return 2
+    except FloatingPointError as e:
+        print(f"soar {args.command}: stopped: {e}", file=sys.stderr)
+        return 3
+    if isinstance(result, dict) and args.command in ("pretrain", "make-hard"):
+        print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""`soar eval`: pass@k from n samples (unbiased estimator), greedy accuracy, per-problem counts.
+
+The paper reports pass@k for k in {1, 4, 8, 16, 32} from 32 samples per problem at temperature 1.0.
+Greedy accuracy is reported beside it: if greedy decoding solves a problem, a pass@k gain may only be
+lower entropy (RESEARCH-NOTES 4.3), and the teacher's reward is a greedy accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from soar.metrics import mean_pass_at_k, mean_sd
+from soar.problems import Problem
+from soar.sampling import sample
+from soar.world import World
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation of a student on a problem set."""
+
+    n: int = 32
+    """samples per problem at `temperature`"""
+    ks: tuple[int, ...] = (1, 4, 8, 16, 32)
+    """the k of pass@k (each <= n)"""
+    temperature: float = 1.0
+    """sampling temperature"""
+    max_new_tokens: int = 128
+    """longest completion"""
+    greedy: bool = True
+    """also decode greedily once per problem"""
+    batch_size: int = 256
+    """rows per sampling batch"""
+
+    def __post_init__(self) -> None:
+        bad = [k for k in self.ks if not 1 <= k <= self.n]
+        if bad:
+            raise ValueError(f"every k must be in 1..n={self.n}; got {bad}")
+
+
+def correct_counts(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    world: World,
+    problems: list[Problem],
+    n: int,
+    temperature: float,
+    max_new_tokens: int,
+    seed: int,
+    batch_size: int = 256,
+) -> list[int]:
+    """Number of correct samples out of n, per problem."""
+    prompts = [world.student_prompt(p.question) for p in problems]
+    out = sample(model, tokenizer, prompts, n, temperature=temperature, max_new_tokens=max_new_tokens,
+                 seed=seed, batch_size=batch_size)
+    from soar.verifiers import extract_boxed
+
+    return [sum(bool(world.is_equal(p.answer, extract_boxed(s.text) or "")) for s in row)
+            for p, row in zip(problems, out, strict=True)]
+
+
+def greedy_correct(model, tokenizer, world: World, problems: list[Problem], max_new_tokens: int,
+                   batch_size: int = 256) -> list[bool]:
+    return [c == 1 for c in correct_counts(model, tokenizer, world, problems, 1, 0.0, max_new_tokens, 0,
+                                           batch_size)]
+
+
+def evaluate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    world: World,
+    problems: list[Problem],
+    cfg: EvalConfig,
+    seed: int = 0,
+) -> tuple[dict, list[dict]]:
+    """(summary, per-problem records). Summary keys: `pass@k`, `greedy`, `solved` (problems with >= 1
+    correct sample), `n_problems`."""
+    counts = correct_counts(model, tokenizer, world, problems, cfg.n, cfg.temperature, cfg.max_new_tokens,
+                            seed, cfg.batch_size)
+    greedy = (greedy_correct(model, tokenizer, world, problems, cfg.max_new_tokens, cfg.batch_size)
+              if cfg.greedy else [False] * len(problems))
+    summary = {f"pass@{k}": mean_pass_at_k([(cfg.n, c) for c in counts], k) for k in cfg.ks}
+    summary["greedy"] = sum(greedy) / len(problems) if cfg.greedy else float("nan")
+    summary["solved"] = sum(c > 0 for c in counts)
+    summary["n_problems"] = len(problems)
+    records = [
+        {"question": p.question, "answer": p.answer, "family": p.family, "level": p.level, "n": cfg.n,
+         "correct": c, "greedy_correct": g}
+        for p, c, g in zip(problems, counts, greedy, strict=True)
+    ]
+    return summary, records
+
+
+def aggregate(summaries: list[dict]) -> dict[str, tuple[float, float]]:
+    """Mean and SD over seeds of every numeric key."""
+    keys = [k for k in summaries[0] if isinstance(summaries[0][k], int | float)]
+    return {k: mean_sd([s[k] for s in summaries]) for k in keys}

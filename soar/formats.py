@@ -1,0 +1,49 @@
+"""Prompt formats shared by every world: the student prompt and the teacher's output format.
+
+Student: the paper's plain conversation, "User: <question> Assistant:" then reasoning and `\\boxed{}`.
+Teacher: `<question>...</question><answer>\\boxed{...}</answer>`, reasoning allowed outside the tags.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from soar.verifiers import extract_boxed
+
+STUDENT_TEMPLATE = "User: {question} Assistant: "
+TEACHER_PROMPT_ARITH = "User: Write a new problem. Assistant: "
+
+
+def student_prompt(question: str) -> str:
+    return STUDENT_TEMPLATE.format(question=question)
+
+
+def teacher_document(question: str, answer: str) -> str:
+    """The teacher-format text of one question/answer pair (what the teacher is asked to write)."""
+    return f"<question>{question}</question><answer>\\boxed{{{answer}}}</answer>"
+
+
+# The paper's own prompt closes the question with an unslashed <question>; accept both.
+_QA_RE = re.compile(r"<question>(.*?)(?:</question>|<question>)\s*<answer>(.*?)</answer>", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class QAPair:
+    question: str
+    answer: str
+    """the boxed content of the answer"""
+
+
+def parse_teacher_output(text: str) -> QAPair | None:
+    """The first well-formed question/answer pair in the text, or None. Never raises."""
+    if not text:
+        return None
+    m = _QA_RE.search(text)
+    if not m:
+        return None
+    question = m.group(1).strip()
+    boxed = extract_boxed(m.group(2))
+    if not question or boxed is None or not boxed.strip():
+        return None
+    return QAPair(question, boxed.strip())

@@ -1,0 +1,131 @@
+"""`soar make-hard`: fail@k hard sets. Keep the problems the base model never solves in k samples.
+
+Paper: 128 samples per problem (student prompt, temperature 1.0), keep 0/128, split 50/50 at random into
+train and test. Sampling stops early for a problem once it is solved (it can no longer be fail@k), which
+changes nothing in the result. `rescreen` adds a second, fresh k-sample pass: prototypes found many
+"fail@128" problems that a fresh 128 samples solve (RESEARCH-NOTES 2), which flatters Hard-Only.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from soar.config import to_dict
+from soar.io import atomic_write_text
+from soar.model import DEFAULT_MODEL, load_policy
+from soar.problems import Problem, load_problems, save_problems
+from soar.sampling import sample
+from soar.verifiers import extract_boxed
+from soar.world import ARITHMETIC, World
+from soar.world.arithmetic import make_problem
+
+
+@dataclass
+class HardSetConfig:
+    """Construction of a fail@k hard set."""
+
+    model: str = str(DEFAULT_MODEL)
+    """the base model that must fail"""
+    out: str = "data/hard"
+    """folder for train.jsonl, test.jsonl and manifest.json"""
+    pool_file: str | None = None
+    """JSONL pool of problems to screen (question, answer); None draws from the arithmetic generator"""
+    family: str = "chain"
+    """generator family of the pool"""
+    levels: tuple[int, ...] = (4, 5, 6)
+    """generator levels of the pool (drawn uniformly)"""
+    min_run: int = 2
+    """every chain step needs at least this carry look-ahead"""
+    pool: int = 1500
+    """problems to draw for the pool"""
+    k: int = 128
+    """samples per screening pass"""
+    chunk: int = 32
+    """samples per problem per round (solved problems leave after each round)"""
+    rescreen: bool = True
+    """screen the survivors a second time with fresh samples"""
+    temperature: float = 1.0
+    max_new_tokens: int = 128
+    seed: int = 0
+    """seeds the pool, the sampling and the split"""
+    train_fraction: float = 0.5
+    """share of the hard problems that go to train (the rest to test)"""
+    threads: int = 2
+
+
+def screen(model, tokenizer, world: World, problems: list[Problem], k: int, chunk: int, temperature: float,
+           max_new_tokens: int, seed: int, desc: str = "screen") -> list[bool]:
+    """True for each problem with 0 correct out of k samples."""
+    alive = list(range(len(problems)))
+    drawn = 0
+    rng = random.Random(seed)
+    bar = tqdm(total=k, desc=f"{desc} ({len(problems)} problems)", unit="samples/problem", leave=False)
+    while drawn < k and alive:
+        n = min(chunk, k - drawn)
+        prompts = [world.student_prompt(problems[i].question) for i in alive]
+        out = sample(model, tokenizer, prompts, n, temperature=temperature, max_new_tokens=max_new_tokens,
+                     seed=rng.randrange(2**31))
+        alive = [i for i, row in zip(alive, out, strict=True)
+                 if not any(world.is_equal(problems[i].answer, extract_boxed(s.text) or "") for s in row)]
+        drawn += n
+        bar.update(n)
+        bar.set_postfix(unsolved=len(alive))
+    bar.close()
+    keep = set(alive)
+    return [i in keep for i in range(len(problems))]
+
+
+def make_hard(cfg: HardSetConfig, world: World = ARITHMETIC) -> dict:
+    import torch
+
+    torch.set_num_threads(cfg.threads)
+    t0 = time.time()
+    model, tokenizer = load_policy(cfg.model)
+    rng = random.Random(cfg.seed)
+    if cfg.pool_file:
+        pool = load_problems(cfg.pool_file)
+        source = f"file:{cfg.pool_file}"
+    else:
+        seen: set[str] = set()
+        pool = []
+        while len(pool) < cfg.pool:
+            p = make_problem(cfg.family, rng.choice(cfg.levels), rng, min_run=cfg.min_run)
+            if p.question not in seen:
+                seen.add(p.question)
+                pool.append(p)
+        source = f"arithmetic:{cfg.family} levels={list(cfg.levels)} min_run={cfg.min_run}"
+    fail = screen(model, tokenizer, world, pool, cfg.k, cfg.chunk, cfg.temperature, cfg.max_new_tokens,
+                  cfg.seed + 1, "fail@k pass 1")
+    hard = [p for p, f in zip(pool, fail, strict=True) if f]
+    n_first = len(hard)
+    if cfg.rescreen and hard:
+        again = screen(model, tokenizer, world, hard, cfg.k, cfg.chunk, cfg.temperature, cfg.max_new_tokens,
+                       cfg.seed + 2, "fail@k pass 2")
+        hard = [p for p, f in zip(hard, again, strict=True) if f]
+    rng.shuffle(hard)
+    n_train = round(len(hard) * cfg.train_fraction)
+    prov = {"source": source, "k": cfg.k, "rescreen": cfg.rescreen, "seed": cfg.seed, "model": cfg.model,
+            "temperature": cfg.temperature}
+    train = [Problem(p.family, p.level, p.question, p.answer, {**p.meta, "provenance": prov}) for p in hard[:n_train]]
+    test = [Problem(p.family, p.level, p.question, p.answer, {**p.meta, "provenance": prov}) for p in hard[n_train:]]
+    out = Path(cfg.out)
+    save_problems(out / "train.jsonl", train)
+    save_problems(out / "test.jsonl", test)
+    manifest = {
+        "pool": len(pool),
+        "fail_first_pass": n_first,
+        "fail_both_passes": len(hard) if cfg.rescreen else None,
+        "train": len(train),
+        "test": len(test),
+        "seconds": round(time.time() - t0, 1),
+        "config": to_dict(cfg),
+        **prov,
+    }
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    return manifest

@@ -1,0 +1,162 @@
+"""`soar premise`: is the world at the edge of learnability? Hard-Only vs an oracle curriculum.
+
+1. The base model's pass@1 / pass@32 per family and level (the "edge of learnability").
+2. Over several seeds, at equal total RLOO steps, the held-out hard TEST set's pass@k after
+   (a) Hard-Only: RLOO on the hard train set, and
+   (b) oracle curriculum: RLOO on true easier stepping stones first, then on the hard train set.
+The world is right only when (a) stays near the base model and (b) lifts hard-test pass@32 clearly:
+(b) is the upper bound that SOAR's teacher must discover by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from soar.config import dump_config
+from soar.evaluate import EvalConfig, aggregate, evaluate
+from soar.io import append_jsonl, atomic_write_text, read_jsonl, write_jsonl
+from soar.model import DEFAULT_MODEL, clone_model, load_policy
+from soar.problems import Problem, load_problems
+from soar.rloo import RLOOConfig, cycling_batches, train_rloo
+from soar.world import ARITHMETIC
+from soar.world.arithmetic import FAMILIES, LEVELS, make_problem
+
+ARMS = ("base", "hard_only", "curriculum")
+
+
+@dataclass
+class PremiseConfig:
+    """The Hard-Only vs oracle-curriculum experiment."""
+
+    model: str = str(DEFAULT_MODEL)
+    """base model"""
+    hard_dir: str = "data/hard"
+    """folder with train.jsonl / test.jsonl from `soar make-hard`"""
+    out: str = "runs/premise"
+    """output folder (results.jsonl, premise.md, premise.png)"""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """one training run per arm per seed"""
+    curriculum_steps: int = 200
+    """of the rloo.steps of each arm, the curriculum spends this many on stepping stones first"""
+    stones: tuple[str, ...] = ("add:2", "add:3", "sub:2", "sub:3", "chain:2", "chain:3")
+    """stepping stones as family:level (chains use min_run 2, like the hard set)"""
+    stone_min_run: int = 2
+    """look-ahead of every step of a stepping-stone chain"""
+    edge_problems: int = 24
+    """problems per family/level cell of the edge table"""
+    rloo: RLOOConfig = field(default_factory=RLOOConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    threads: int = 2
+
+
+def parse_stones(specs: tuple[str, ...]) -> list[tuple[str, int]]:
+    out = []
+    for s in specs:
+        fam, _, lvl = s.partition(":")
+        if fam not in FAMILIES or not lvl.isdigit() or int(lvl) not in LEVELS[fam]:
+            raise ValueError(f"bad stepping stone {s!r}: use family:level with family in {FAMILIES} and a level "
+                             f"from {LEVELS.get(fam, '?')}")
+        out.append((fam, int(lvl)))
+    return out
+
+
+def stone_batches(specs: list[tuple[str, int]], min_run: int, batch_size: int):
+    """Fresh stepping-stone problems every step (true answers)."""
+
+    def next_batch(step: int, rng: random.Random) -> list[Problem]:
+        out = []
+        for _ in range(batch_size):
+            fam, lvl = rng.choice(specs)
+            out.append(make_problem(fam, lvl, rng, min_run=min_run if fam == "chain" else 0))
+        return out
+
+    return next_batch
+
+
+def phased(first, first_steps: int, then):
+    """`first` for the first `first_steps` steps, then `then` (the paper's curriculum mode)."""
+    return lambda step, rng: first(step, rng) if step < first_steps else then(step, rng)
+
+
+def edge_table(model, tokenizer, cfg: PremiseConfig) -> list[dict]:
+    """Base pass@1 / pass@32 and greedy accuracy for every family and level."""
+    rng = random.Random(1234)
+    rows = []
+    ecfg = EvalConfig(n=cfg.eval.n, ks=(1, cfg.eval.n), max_new_tokens=cfg.eval.max_new_tokens)
+    for fam in FAMILIES:
+        for lvl in LEVELS[fam]:
+            probs = [make_problem(fam, lvl, rng) for _ in range(cfg.edge_problems)]
+            s, _ = evaluate(model, tokenizer, ARITHMETIC, probs, ecfg, seed=rng.randrange(2**31))
+            rows.append({"family": fam, "level": lvl, **s})
+            if fam == "chain":
+                hard = [make_problem(fam, lvl, rng, min_run=cfg.stone_min_run) for _ in range(cfg.edge_problems)]
+                s, _ = evaluate(model, tokenizer, ARITHMETIC, hard, ecfg, seed=rng.randrange(2**31))
+                rows.append({"family": f"chain(min_run={cfg.stone_min_run})", "level": lvl, **s})
+    return rows
+
+
+def run_premise(cfg: PremiseConfig) -> dict:
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, out / "config.yaml")
+    base, tokenizer = load_policy(cfg.model)
+    train, test = load_problems(Path(cfg.hard_dir) / "train.jsonl"), load_problems(Path(cfg.hard_dir) / "test.jsonl")
+    stones = parse_stones(cfg.stones)
+    results_path = out / "results.jsonl"
+    done = {(r["arm"], r["seed"]) for r in read_jsonl(results_path)} if results_path.exists() else set()
+
+    if not (out / "edge.json").exists():
+        print("measuring the base model's edge of learnability ...")
+        atomic_write_text(out / "edge.json", json.dumps(edge_table(base, tokenizer, cfg), indent=1))
+
+    for seed in cfg.seeds:
+        for arm in ARMS:
+            if (arm, seed) in done:
+                continue  # resumable: finished (arm, seed) pairs are kept
+            t0 = time.time()
+            model = clone_model(base)
+            history: list[dict] = []
+            if arm != "base":
+                hard = cycling_batches(train, cfg.rloo.batch_size)
+                batches = hard if arm == "hard_only" else phased(
+                    stone_batches(stones, cfg.stone_min_run, cfg.rloo.batch_size), cfg.curriculum_steps, hard)
+                print(f"[seed {seed}] training {arm} for {cfg.rloo.steps} steps")
+                history = train_rloo(model, tokenizer, ARITHMETIC, batches, cfg.rloo, seed=seed, progress=True)
+                write_jsonl(out / f"train_{arm}_seed{seed}.jsonl", history)
+            summary, records = evaluate(model, tokenizer, ARITHMETIC, test, cfg.eval, seed=10_000 + seed)
+            write_jsonl(out / f"eval_{arm}_seed{seed}.jsonl", records)
+            row = {"arm": arm, "seed": seed, **summary, "train_seconds": round(time.time() - t0, 1)}
+            append_jsonl(results_path, [row])
+            print(f"[seed {seed}] {arm}: " + ", ".join(f"{k}={v:.3f}" for k, v in summary.items()
+                                                         if isinstance(v, float)))
+    results = read_jsonl(results_path)
+    report = write_report(cfg, results, json.loads((out / "edge.json").read_text()))
+    return report
+
+
+def summarize(results: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
+    by_arm: dict[str, list[dict]] = {}
+    for r in results:
+        by_arm.setdefault(r["arm"], []).append(r)
+    return {arm: aggregate(rows) for arm, rows in by_arm.items()}
+
+
+def write_report(cfg: PremiseConfig, results: list[dict], edge: list[dict]) -> dict:
+    from soar.report import pass_at_k_plot, premise_markdown
+
+    out = Path(cfg.out)
+    table = summarize(results)
+    manifest_path = Path(cfg.hard_dir) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    md = premise_markdown(table, edge, manifest, cfg)
+    atomic_write_text(out / "premise.md", md)
+    pass_at_k_plot(table, cfg.eval.ks, out / "premise.png", "Held-out hard TEST set")
+    print(md)
+    return table

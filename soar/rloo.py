@@ -1,0 +1,285 @@
+"""RLOO on verifiable rewards: the student engine (and, with another reward, the teacher's).
+
+Math (pure functions, hand-checked in tests):
+- `rloo_advantages`: A_ij = r_ij - mean_{l != j} r_il over the valid samples of prompt i.
+- `policy_loss`: REINFORCE with those advantages plus a KL penalty to a frozen reference.
+
+Departures from the paper, which leaves these unstated:
+- The policy-gradient term is averaged over all completion tokens of the batch (token-level mean), so long
+  and short completions weigh the same per token.
+- The KL penalty is the k3 estimator exp(q - p) - (q - p) - 1 per token (q = reference log-prob), added
+  to the loss with coefficient `kl_coef`; the reference is the policy at the start of this training run.
+- One gradient step per batch (fully on-policy), so no importance ratio or clipping is needed.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from soar.problems import Problem
+from soar.sampling import encode_prompts, sample
+from soar.verifiers import RewardShaping, shaped_reward
+from soar.world import World
+
+
+# --------------------------------------------------------------------------------------------------------
+# Pure math
+def rloo_advantages(rewards: torch.Tensor) -> torch.Tensor:
+    """Leave-one-out advantages of a (prompts, samples) reward tensor; returns the same shape.
+
+    NaN marks an unscorable sample: it gets advantage 0 and is left out of its group's baseline. A group
+    with fewer than two scorable samples has no baseline and gets advantage 0 throughout."""
+    if rewards.dim() != 2:
+        raise ValueError(f"rewards must be (prompts, samples), got shape {tuple(rewards.shape)}")
+    valid = ~torch.isnan(rewards)
+    r = torch.where(valid, rewards, torch.zeros_like(rewards))
+    n = valid.sum(-1, keepdim=True)  # (P, 1)
+    baseline = (r.sum(-1, keepdim=True) - r) / (n - 1).clamp(min=1)  # mean of the others
+    adv = r - baseline
+    return torch.where(valid & (n >= 2), adv, torch.zeros_like(adv))
+
+
+def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimate of KL(policy || reference), >= 0, unbiased for samples from the policy."""
+    d = ref_logp - logp
+    return torch.exp(d) - d - 1
+
+
+def policy_loss(
+    logp: torch.Tensor,
+    mask: torch.Tensor,
+    advantages: torch.Tensor,
+    ref_logp: torch.Tensor | None = None,
+    kl_coef: float = 0.0,
+    n_tokens: float | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """REINFORCE loss: -sum_t A_i log pi(y_it) / N + kl_coef * sum_t KL_it / N, N = completion tokens.
+
+    logp, mask, ref_logp: (rows, T); advantages: (rows,). `n_tokens` overrides N when the batch is split
+    into micro-batches (pass the whole batch's token count)."""
+    mask = mask.to(logp.dtype)
+    N = float(mask.sum()) if n_tokens is None else float(n_tokens)
+    N = max(N, 1.0)
+    pg = -(advantages[:, None].to(logp.dtype) * logp * mask).sum() / N
+    loss = pg
+    kl_val = 0.0
+    if ref_logp is not None and kl_coef > 0:
+        kl = (kl_k3(logp, ref_logp) * mask).sum() / N
+        loss = loss + kl_coef * kl
+        kl_val = float(kl.detach())
+    return loss, {"pg_loss": float(pg.detach()), "kl": kl_val}
+
+
+def token_logprobs(
+    model: PreTrainedModel, prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs of each completion token given its prompt: (rows, T) values and (rows, T) mask."""
+    device = next(model.parameters()).device
+    seqs = [p + c for p, c in zip(prompt_ids, completion_ids, strict=True)]
+    width = max(len(s) for s in seqs)
+    T = max(max(len(c) for c in completion_ids), 1)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s) :] = torch.tensor(s)
+        attn[i, width - len(s) :] = 1
+    ids, attn = ids.to(device), attn.to(device)
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=ids, attention_mask=attn, position_ids=pos).logits  # (rows, width, V)
+    # Completions are right-aligned: the last T positions hold them (left-padded inside).
+    pred = logits[:, width - T - 1 : width - 1, :].float()  # (rows, T, V) predicts tokens width-T..width-1
+    target = ids[:, width - T :]  # (rows, T)
+    lp = torch.log_softmax(pred, dim=-1).gather(-1, target[..., None]).squeeze(-1)  # (rows, T)
+    cmask = torch.zeros((len(seqs), T), dtype=torch.bool, device=device)
+    for i, c in enumerate(completion_ids):
+        if c:
+            cmask[i, T - len(c) :] = True
+    return lp * cmask, cmask
+
+
+# --------------------------------------------------------------------------------------------------------
+# The student engine
+@dataclass
+class RLOOConfig:
+    """One RLOO training run (student inner loop, Hard-Only, or an evaluation run)."""
+
+    steps: int = 300
+    """optimizer steps"""
+    batch_size: int = 8
+    """prompts per step"""
+    group_size: int = 16
+    """samples per prompt (RLOO needs at least 2)"""
+    lr: float = 2e-4
+    """peak AdamW learning rate"""
+    schedule: str = "cosine"
+    """'cosine' (to 0 at the end) or 'constant', after warm-up"""
+    warmup: int = 0
+    """linear warm-up steps"""
+    weight_decay: float = 0.0
+    """AdamW weight decay"""
+    grad_clip: float = 1.0
+    """max gradient norm (0 = off)"""
+    temperature: float = 1.0
+    """sampling temperature"""
+    max_new_tokens: int = 128
+    """longest completion"""
+    kl_coef: float = 0.001
+    """KL penalty to the frozen start policy (paper: 0.001); 0 skips the reference forward pass"""
+    micro_batch: int = 128
+    """rows per forward/backward pass (memory knob; does not change the maths)"""
+    shaping: RewardShaping = field(default_factory=RewardShaping)
+
+    def __post_init__(self) -> None:
+        if self.group_size < 2:
+            raise ValueError("RLOO needs group_size >= 2 samples per prompt (leave-one-out baseline)")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError("steps must be >= 0 and batch_size >= 1")
+
+
+def lr_lambda(cfg: RLOOConfig) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if cfg.warmup > 0 and step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        if cfg.schedule == "constant":
+            return 1.0
+        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return f
+
+
+BatchFn = Callable[[int, random.Random], list[Problem]]
+
+
+def cycling_batches(problems: list[Problem], batch_size: int) -> BatchFn:
+    """Batches that walk through a shuffled copy of `problems`, reshuffling each epoch."""
+    if not problems:
+        raise ValueError("no problems to train on")
+    state: dict = {"order": [], "pos": 0}
+
+    def next_batch(step: int, rng: random.Random) -> list[Problem]:
+        out = []
+        while len(out) < batch_size:
+            if state["pos"] >= len(state["order"]):
+                state["order"] = list(range(len(problems)))
+                rng.shuffle(state["order"])
+                state["pos"] = 0
+            out.append(problems[state["order"][state["pos"]]])
+            state["pos"] += 1
+        return out
+
+    return next_batch
+
+
+def score(world: World, samples, answers: list[str], shaping: RewardShaping) -> torch.Tensor:
+    """(prompts, k) shaped rewards; NaN where unscorable."""
+    return torch.tensor(
+        [[r if (r := shaped_reward(s.text, a, world.is_equal, shaping)) is not None else math.nan for s in row]
+         for row, a in zip(samples, answers, strict=True)],
+        dtype=torch.float32,
+    )
+
+
+def train_rloo(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    world: World,
+    batches: BatchFn,
+    cfg: RLOOConfig,
+    seed: int,
+    on_step: Callable[[int, dict], None] | None = None,
+    progress: bool = False,
+) -> list[dict]:
+    """Train `model` in place with RLOO; returns one metrics dict per step.
+
+    `batches(step, rng)` gives the problems of each step (Hard-Only, curriculum and mixed runs differ only
+    there). Rewards come from `world.is_equal` against each problem's `answer` (the teacher's answer for
+    synthetic data, not the truth)."""
+    rng = random.Random(seed)
+    ref = None
+    if cfg.kl_coef > 0:
+        from soar.model import frozen
+
+        ref = frozen(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    history: list[dict] = []
+    steps = range(cfg.steps)
+    if progress:
+        from tqdm import tqdm
+
+        steps = tqdm(steps, desc="rloo", leave=False, dynamic_ncols=True)
+    for step in steps:
+        t0 = time.time()
+        problems = batches(step, rng)
+        prompts = [world.student_prompt(p.question) for p in problems]
+        samples = sample(model, tokenizer, prompts, cfg.group_size, temperature=cfg.temperature,
+                         max_new_tokens=cfg.max_new_tokens, seed=rng.randrange(2**31))
+        rewards = score(world, samples, [p.answer for p in problems], cfg.shaping)  # (B, G)
+        adv = rloo_advantages(rewards).flatten()  # (B*G,)
+        t_sample = time.time() - t0
+        stats = _update(model, ref, opt, sched, encode_prompts(tokenizer, prompts), samples, adv, cfg, pad)
+        valid = ~torch.isnan(rewards)
+        row = {
+            "step": step,
+            "reward": float(rewards[valid].mean()) if valid.any() else math.nan,
+            "accuracy": float((rewards == cfg.shaping.correct).float().mean()),
+            "unscorable": float((~valid).float().mean()),
+            "completion_tokens": sum(len(s.token_ids) for r in samples for s in r),
+            "lr": sched.get_last_lr()[0],
+            "sample_s": round(t_sample, 3),
+            "step_s": round(time.time() - t0, 3),
+            **stats,
+        }
+        history.append(row)
+        if on_step is not None:
+            on_step(step, row)
+        if progress:
+            steps.set_postfix(reward=f"{row['reward']:.3f}", acc=f"{row['accuracy']:.3f}")  # type: ignore[union-attr]
+    return history
+
+
+def _update(model, ref, opt, sched, prompt_ids, samples, adv, cfg: RLOOConfig, pad: int) -> dict:
+    """One optimizer step over the batch, in micro-batches; raises on a non-finite loss."""
+    G = cfg.group_size
+    rows = [(prompt_ids[i // G], samples[i // G][i % G].token_ids, float(adv[i])) for i in range(len(adv))]
+    n_tokens = sum(len(c) for _, c, _ in rows)
+    model.train()
+    opt.zero_grad(set_to_none=True)
+    pg = kl = 0.0
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
+    for s in range(0, len(order), cfg.micro_batch):
+        chunk = [rows[i] for i in order[s : s + cfg.micro_batch]]
+        p_ids, c_ids = [r[0] for r in chunk], [r[1] for r in chunk]
+        a = torch.tensor([r[2] for r in chunk], device=next(model.parameters()).device)
+        logp, mask = token_logprobs(model, p_ids, c_ids, pad)
+        ref_logp = None
+        if ref is not None:
+            with torch.no_grad():
+                ref_logp, _ = token_logprobs(ref, p_ids, c_ids, pad)
+        loss, st = policy_loss(logp, mask, a, ref_logp, cfg.kl_coef, n_tokens=n_tokens)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"RLOO loss became {loss.item()} (pg={st['pg_loss']}, kl={st['kl']}); "
+                "the run diverged: lower rloo.lr or check the model's dtype"
+            )
+        loss.backward()
+        pg += st["pg_loss"]
+        kl += st["kl"]
+    gnorm = 0.0
+    if cfg.grad_clip > 0:
+        gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+    opt.step()
+    sched.step()
+    model.eval()
+    return {"pg_loss": pg, "kl": kl, "grad_norm": gnorm}

@@ -1,0 +1,131 @@
+"""The one sampling seam: k completions per prompt, batched, with a KV cache.
+
+Training, evaluation, hard-set screening and the teacher all sample through `sample`; nothing else in
+the package knows how generation is done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+@dataclass
+class Sample:
+    """One completion: its text (special tokens removed) and its token ids (up to and including EOS)."""
+
+    text: str
+    token_ids: list[int]
+    finished: bool
+    """True if the model emitted EOS before max_new_tokens"""
+
+
+def encode_prompts(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> list[list[int]]:
+    """Token ids of each prompt, with the tokenizer's own special tokens (e.g. BOS)."""
+    return [tokenizer(p).input_ids for p in prompts]
+
+
+def _left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
+        mask[i, width - len(s) :] = 1
+    return ids, mask
+
+
+@torch.no_grad()
+def _generate(
+    model: PreTrainedModel,
+    prompt_ids: list[list[int]],
+    temperature: float,
+    max_new_tokens: int,
+    eos_id: int,
+    pad_id: int,
+    generator: torch.Generator | None,
+) -> tuple[list[list[int]], list[bool]]:
+    device = next(model.parameters()).device
+    ids, mask = _left_pad(prompt_ids, pad_id)
+    ids, mask = ids.to(device), mask.to(device)
+    B = ids.shape[0]
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, P): left padding must not shift positions
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+    cache, logits = out.cache, out.logits[:, -1, :]  # (B, V)
+    if not torch.isfinite(logits).all():
+        raise FloatingPointError("the model produced non-finite logits (NaN/inf weights?); the run diverged")
+    next_pos = pos[:, -1:] + 1  # (B, 1)
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    new = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=device)
+    for t in range(max_new_tokens):
+        if temperature <= 0:
+            tok = logits.argmax(-1)
+        else:
+            probs = torch.softmax(logits.float() / temperature, dim=-1)
+            if generator is not None and generator.device != probs.device:
+                tok = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(device)
+            else:
+                tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        tok = torch.where(done, torch.full_like(tok, pad_id), tok)
+        new[:, t] = tok
+        done |= tok == eos_id
+        if bool(done.all()) or t == max_new_tokens - 1:
+            break
+        mask = torch.cat([mask, (~done | (tok == eos_id)).long()[:, None]], dim=1)
+        out = model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos, cache=cache, use_cache=True)
+        cache, logits = out.cache, out.logits[:, -1, :]
+        next_pos = next_pos + 1
+    seqs, finished = [], []
+    for row in new.tolist():
+        if eos_id in row:
+            seqs.append(row[: row.index(eos_id) + 1])
+            finished.append(True)
+        else:
+            seqs.append([x for x in row if x != pad_id])
+            finished.append(False)
+    return seqs, finished
+
+
+def sample(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    k: int = 1,
+    *,
+    temperature: float = 1.0,
+    max_new_tokens: int = 128,
+    seed: int | None = None,
+    batch_size: int = 256,
+) -> list[list[Sample]]:
+    """k completions for each prompt (temperature 0 = greedy). Returns [prompt][k] Samples.
+
+    Rows are batched `batch_size` at a time; `seed` makes the draw reproducible on one device."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    was_training = model.training
+    model.eval()
+    gen = None
+    if seed is not None:
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+    enc = encode_prompts(tokenizer, prompts)
+    rows = [p for p in enc for _ in range(k)]
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    all_seqs: list[list[int]] = []
+    all_fin: list[bool] = []
+    # Sort by prompt length so each batch pads little; restore order afterwards.
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    for s in range(0, len(order), batch_size):
+        idx = order[s : s + batch_size]
+        seqs, fin = _generate(model, [rows[i] for i in idx], temperature, max_new_tokens, eos, pad, gen)
+        all_seqs.extend(seqs)
+        all_fin.extend(fin)
+    by_row: list[Sample | None] = [None] * len(rows)
+    for j, i in enumerate(order):
+        text = tokenizer.decode(all_seqs[j], skip_special_tokens=True)
+        by_row[i] = Sample(text, all_seqs[j], all_fin[j])
+    if was_training:
+        model.train()
+    return [[by_row[p * k + j] for j in range(k)] for p in range(len(prompts))]  # type: ignore[misc]

@@ -1,0 +1,26 @@
+"""Task worlds: how a question becomes a student prompt and how an answer is checked.
+
+`ARITHMETIC` is the built-in default. Real math datasets (MATH, HARP, OlympiadBench) arrive with issue 4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from soar.formats import TEACHER_PROMPT_ARITH, student_prompt
+from soar.world import arithmetic
+
+
+@dataclass(frozen=True)
+class World:
+    name: str
+    student_prompt: Callable[[str], str]
+    """question -> the text the student model continues"""
+    is_equal: Callable[[str, str], bool | None]
+    """(reference, predicted boxed text) -> equal? None = could not decide (unscorable)"""
+    teacher_prompt: str
+    """the teacher's one fixed prompt"""
+
+
+ARITHMETIC = World("arithmetic", student_prompt, arithmetic.is_equal, TEACHER_PROMPT_ARITH)

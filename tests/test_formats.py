@@ -1,0 +1,33 @@
+"""Teacher-output parsing: well-formed, malformed and adversarial text never raises."""
+
+import pytest
+
+from soar.formats import QAPair, parse_teacher_output, student_prompt, teacher_document
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("<question>1+2</question><answer>\\boxed{3}</answer>", QAPair("1+2", "3")),
+        ("think first <question> 1+2 </question>\n<answer>so \\boxed{3}</answer> done", QAPair("1+2", "3")),
+        ("<question>1+2<question><answer>\\boxed{3}</answer>", QAPair("1+2", "3")),  # paper's unslashed tag
+        ("<question>1+2</question><answer>3</answer>", None),  # no box
+        ("<question>1+2</question>", None),  # no answer
+        ("<answer>\\boxed{3}</answer>", None),  # no question
+        ("<question></question><answer>\\boxed{3}</answer>", None),  # empty question
+        ("<question>x</question><answer>\\boxed{}</answer>", None),  # empty box
+        ("<question>x</question><answer>\\boxed{3</answer>", None),  # unclosed box
+        ("", None),
+        ("<question>" * 50, None),
+    ],
+)
+def test_parse_teacher_output(text, expected):
+    assert parse_teacher_output(text) == expected
+
+
+def test_roundtrip_of_teacher_document():
+    assert parse_teacher_output(teacher_document("12+3", "15")) == QAPair("12+3", "15")
+
+
+def test_student_prompt():
+    assert student_prompt("1+2") == "User: 1+2 Assistant: "

@@ -1,0 +1,71 @@
+"""Bad input: malformed JSONL names file and line; unknown config keys name the valid ones."""
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from soar.config import ConfigError, load_config
+from soar.io import DataError, read_jsonl
+from soar.problems import load_problems
+
+
+def test_malformed_jsonl_names_file_and_line(tmp_path):
+    p = tmp_path / "bad.jsonl"
+    p.write_text('{"question": "1+2", "answer": "3"}\n\n{"question": oops}\n')
+    with pytest.raises(DataError, match=r"bad\.jsonl:3: invalid JSON"):
+        read_jsonl(p)
+
+
+def test_missing_field_names_line(tmp_path):
+    p = tmp_path / "p.jsonl"
+    p.write_text('{"question": "1+2", "answer": "3"}\n{"question": "2+2"}\n')
+    with pytest.raises(DataError, match=r"p\.jsonl:2: missing field\(s\) answer"):
+        load_problems(p)
+
+
+def test_non_object_line(tmp_path):
+    p = tmp_path / "p.jsonl"
+    p.write_text("[1, 2]\n")
+    with pytest.raises(DataError, match="p.jsonl:1: expected a JSON object"):
+        read_jsonl(p)
+
+
+def test_missing_file():
+    with pytest.raises(DataError, match="file not found"):
+        read_jsonl("/nonexistent/x.jsonl")
+
+
+@dataclass
+class Inner:
+    lr: float = 1e-3
+    ks: tuple[int, ...] = (1, 2)
+
+
+@dataclass
+class Outer:
+    name: str = "x"
+    flag: bool = False
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_unknown_key_names_valid_keys(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("inner:\n  lrr: 0.1\n")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) lrr for Inner; valid keys: lr, ks"):
+        load_config(Outer, f)
+
+
+def test_overrides_and_types(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("name: y\n")
+    cfg = load_config(Outer, f, ["inner.lr=0.5", "inner.ks=4,8", "flag=true"])
+    assert cfg.name == "y" and cfg.inner.lr == 0.5 and cfg.inner.ks == (4, 8) and cfg.flag is True
+
+
+def test_bad_values():
+    with pytest.raises(ConfigError, match="expected float"):
+        load_config(Outer, None, ["inner.lr=fast"])
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(Outer, None, ["inner.lr"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(Outer, "/nope.yaml")
