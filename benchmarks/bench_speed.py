@@ -27,7 +27,7 @@ from soar.world.arithmetic import make_problem
 
 def prompts_for(n: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
-    return [ARITHMETIC.student_prompt(make_problem("chain", rng.choice((2, 3, 4)), rng).question) for _ in range(n)]
+    return [ARITHMETIC.student_prompt(make_problem("mix", None, rng, natural=True).question) for _ in range(n)]
 
 
 def bench_sampling(model, tok, batch: int, max_new: int) -> float:

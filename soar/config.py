@@ -41,6 +41,8 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
         (inner, *_) = typing.get_args(typ) or (Any,)
         if isinstance(value, str):
             value = [v for v in value.split(",") if v.strip()]
+        elif not isinstance(value, list | tuple):
+            value = [value]  # `--set levels=5` means the one-element list
         seq = [_coerce(v, inner, where) for v in value]
         return tuple(seq) if origin is tuple else seq
     if origin is dict or typ is dict:

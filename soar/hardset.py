@@ -36,12 +36,10 @@ class HardSetConfig:
     """folder for train.jsonl, test.jsonl and manifest.json"""
     pool_file: str | None = None
     """JSONL pool of problems to screen (question, answer); None draws from the arithmetic generator"""
-    family: str = "chain"
+    family: str = "mix"
     """generator family of the pool"""
-    levels: tuple[int, ...] = (4, 5, 6)
-    """generator levels of the pool (drawn uniformly)"""
-    min_run: int = 2
-    """every chain step needs at least this carry look-ahead"""
+    levels: tuple[int, ...] = (4, 5)
+    """generator levels of the pool (number of hard steps, drawn uniformly)"""
     pool: int = 1500
     """problems to draw for the pool"""
     k: int = 128
@@ -95,11 +93,11 @@ def make_hard(cfg: HardSetConfig, world: World = ARITHMETIC) -> dict:
         seen: set[str] = set()
         pool = []
         while len(pool) < cfg.pool:
-            p = make_problem(cfg.family, rng.choice(cfg.levels), rng, min_run=cfg.min_run)
+            p = make_problem(cfg.family, rng.choice(cfg.levels), rng)
             if p.question not in seen:
                 seen.add(p.question)
                 pool.append(p)
-        source = f"arithmetic:{cfg.family} levels={list(cfg.levels)} min_run={cfg.min_run}"
+        source = f"arithmetic:{cfg.family} levels={list(cfg.levels)}"
     fail = screen(model, tokenizer, world, pool, cfg.k, cfg.chunk, cfg.temperature, cfg.max_new_tokens,
                   cfg.seed + 1, "fail@k pass 1")
     hard = [p for p, f in zip(pool, fail, strict=True) if f]

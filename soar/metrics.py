@@ -34,3 +34,33 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float]:
     if len(values) < 2:
         return m, 0.0
     return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+def vendi_score(embeddings) -> float:
+    """Vendi score (Friedman & Dieng 2023): exp of the Shannon entropy of the eigenvalues of K/n, where
+    K is the cosine-similarity matrix of the rows. 1 for identical items, n for n orthogonal ones."""
+    import numpy as np
+
+    x = np.asarray(embeddings, dtype=np.float64)
+    if x.ndim != 2 or len(x) == 0:
+        raise ValueError(f"embeddings must be a non-empty (n, d) array, got shape {x.shape}")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise ValueError("an embedding is all zeros; cosine similarity is undefined")
+    x = x / norms
+    lam = np.linalg.eigvalsh(x @ x.T / len(x))
+    lam = lam[lam > 1e-12]
+    return float(np.exp(-(lam * np.log(lam)).sum()))
+
+
+def vendi_bootstrap(embeddings, size: int = 128, samples: int = 100, seed: int = 0) -> tuple[float, float]:
+    """Mean and SD of the Vendi score over `samples` random subsets of `size` items (without
+    replacement; the paper uses 100 subsets of 128). Sets no larger than `size` give one exact value."""
+    import numpy as np
+
+    x = np.asarray(embeddings, dtype=np.float64)
+    if len(x) <= size:
+        return vendi_score(x), 0.0
+    rng = np.random.default_rng(seed)
+    scores = [vendi_score(x[rng.choice(len(x), size, replace=False)]) for _ in range(samples)]
+    return mean_sd(scores)

@@ -94,8 +94,11 @@ def load_policy(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load any causal LM and its tokenizer from a local directory (or a hub name when online)."""
     path = str(path)
-    if Path(path).exists() is False and "/" not in path:
-        raise FileNotFoundError(f"model path {path!r} does not exist")
+    local = Path(path)
+    if local.exists() and not (local / "config.json").exists():
+        raise FileNotFoundError(f"{path}: no config.json here; not a Hugging Face model directory")
+    if not local.exists() and (path.startswith((".", "/", "~")) or path.count("/") > 1):
+        raise FileNotFoundError(f"model path {path} does not exist")
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

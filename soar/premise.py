@@ -44,10 +44,8 @@ class PremiseConfig:
     """one training run per arm per seed"""
     curriculum_steps: int = 200
     """of the rloo.steps of each arm, the curriculum spends this many on stepping stones first"""
-    stones: tuple[str, ...] = ("add:2", "add:3", "sub:2", "sub:3", "chain:2", "chain:3")
-    """stepping stones as family:level (chains use min_run 2, like the hard set)"""
-    stone_min_run: int = 2
-    """look-ahead of every step of a stepping-stone chain"""
+    stones: tuple[str, ...] = ("mix:1", "mix:2", "add:1", "sub:1")
+    """stepping stones as family:level (level = number of hard steps)"""
     edge_problems: int = 24
     """problems per family/level cell of the edge table"""
     rloo: RLOOConfig = field(default_factory=RLOOConfig)
@@ -66,15 +64,11 @@ def parse_stones(specs: tuple[str, ...]) -> list[tuple[str, int]]:
     return out
 
 
-def stone_batches(specs: list[tuple[str, int]], min_run: int, batch_size: int):
+def stone_batches(specs: list[tuple[str, int]], batch_size: int):
     """Fresh stepping-stone problems every step (true answers)."""
 
     def next_batch(step: int, rng: random.Random) -> list[Problem]:
-        out = []
-        for _ in range(batch_size):
-            fam, lvl = rng.choice(specs)
-            out.append(make_problem(fam, lvl, rng, min_run=min_run if fam == "chain" else 0))
-        return out
+        return [make_problem(*rng.choice(specs), rng) for _ in range(batch_size)]
 
     return next_batch
 
@@ -94,10 +88,6 @@ def edge_table(model, tokenizer, cfg: PremiseConfig) -> list[dict]:
             probs = [make_problem(fam, lvl, rng) for _ in range(cfg.edge_problems)]
             s, _ = evaluate(model, tokenizer, ARITHMETIC, probs, ecfg, seed=rng.randrange(2**31))
             rows.append({"family": fam, "level": lvl, **s})
-            if fam == "chain":
-                hard = [make_problem(fam, lvl, rng, min_run=cfg.stone_min_run) for _ in range(cfg.edge_problems)]
-                s, _ = evaluate(model, tokenizer, ARITHMETIC, hard, ecfg, seed=rng.randrange(2**31))
-                rows.append({"family": f"chain(min_run={cfg.stone_min_run})", "level": lvl, **s})
     return rows
 
 
@@ -126,7 +116,7 @@ def run_premise(cfg: PremiseConfig) -> dict:
             if arm != "base":
                 hard = cycling_batches(train, cfg.rloo.batch_size)
                 batches = hard if arm == "hard_only" else phased(
-                    stone_batches(stones, cfg.stone_min_run, cfg.rloo.batch_size), cfg.curriculum_steps, hard)
+                    stone_batches(stones, cfg.rloo.batch_size), cfg.curriculum_steps, hard)
                 print(f"[seed {seed}] training {arm} for {cfg.rloo.steps} steps")
                 history = train_rloo(model, tokenizer, ARITHMETIC, batches, cfg.rloo, seed=seed, progress=True)
                 write_jsonl(out / f"train_{arm}_seed{seed}.jsonl", history)

@@ -30,11 +30,11 @@ class PretrainConfig:
     """where the model and tokenizer are written (HF format)"""
     seed: int = 0
     """seeds the corpus and the initialisation"""
-    steps: int = 2800
+    steps: int = 2200
     """optimizer steps"""
     batch_size: int = 64
     """documents per step"""
-    lr: float = 2e-3
+    lr: float = 1e-3
     """peak AdamW learning rate (cosine decay to 10%)"""
     warmup: int = 100
     """linear warm-up steps"""
@@ -66,8 +66,8 @@ def make_batch(tokenizer, docs: list[tuple[str, str]]) -> tuple[torch.Tensor, to
 
 
 def _bucketed_batches(rng: random.Random, cfg: PretrainConfig, pool: int = 16):
-    """Endless batches of documents of similar length (documents vary 3x in length; padding a random
-    batch wastes about 60% of the compute). Drawn `pool` batches at a time, sorted, order shuffled."""
+    """Endless batches of documents of similar length (padding a random batch wastes compute). Drawn
+    `pool` batches at a time, sorted by length, order shuffled."""
     while True:
         docs = [pretraining_document(rng, cfg.corpus) for _ in range(pool * cfg.batch_size)]
         docs.sort(key=lambda d: len(d[0]) + len(d[1]))

@@ -36,7 +36,7 @@ def test_bad_problem_file_names_line(tmp_path):
 def test_make_hard_premise_eval_pipeline(tiny_dir, tmp_path):
     hard = tmp_path / "hard"
     soar("make-hard", "--set", f"model={tiny_dir}", "--set", "pool=6", "--set", "k=4", "--set", "chunk=2",
-         "--set", "levels=2", "--set", f"out={hard}", "--set", "max_new_tokens=8", "--set", "threads=1")
+         "--set", "levels=4", "--set", f"out={hard}", "--set", "max_new_tokens=8", "--set", "threads=1")
     manifest = json.loads((hard / "manifest.json").read_text())
     assert manifest["train"] + manifest["test"] == manifest["fail_both_passes"] <= 6
     assert (hard / "train.jsonl").exists()

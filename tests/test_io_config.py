@@ -69,3 +69,7 @@ def test_bad_values():
         load_config(Outer, None, ["inner.lr"])
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(Outer, "/nope.yaml")
+
+
+def test_scalar_for_a_list_field():
+    assert load_config(Outer, None, ["inner.ks=5"]).inner.ks == (5,)

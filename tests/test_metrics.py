@@ -36,3 +36,41 @@ def test_mean_pass_at_k_and_mean_sd():
     assert m == 2.0 and s == pytest.approx(1.0)
     assert mean_sd([5.0]) == (5.0, 0.0)
     assert all(math.isnan(v) for v in mean_sd([]))
+
+
+def test_vendi_hand_checked():
+    import numpy as np
+
+    from soar.metrics import vendi_score
+
+    assert vendi_score(np.ones((5, 3))) == pytest.approx(1.0)  # identical items: one "kind"
+    assert vendi_score(np.eye(4)) == pytest.approx(4.0)  # orthogonal items
+    two = np.array([[1.0, 0.0]] * 3 + [[0.0, 1.0]] * 3)
+    assert vendi_score(two) == pytest.approx(2.0)  # two equal clusters
+    # K = [[1, c], [c, 1]] / 2 has eigenvalues (1 +- c) / 2
+    c = np.cos(np.pi / 3)
+    lam = np.array([(1 + c) / 2, (1 - c) / 2])
+    pair = np.array([[1.0, 0.0], [c, np.sin(np.pi / 3)]])
+    assert vendi_score(pair) == pytest.approx(float(np.exp(-(lam * np.log(lam)).sum())))
+    with pytest.raises(ValueError, match="all zeros"):
+        vendi_score(np.zeros((2, 2)))
+
+
+def test_vendi_bootstrap():
+    import numpy as np
+
+    from soar.metrics import vendi_bootstrap
+
+    m, s = vendi_bootstrap(np.eye(10), size=4, samples=20)
+    assert m == pytest.approx(4.0) and s == pytest.approx(0.0, abs=1e-9)
+    assert vendi_bootstrap(np.eye(3), size=128) == (pytest.approx(3.0), 0.0)
+
+
+def test_ngram_embeddings_separate_kinds():
+    from soar.embed import ngram_embeddings
+    from soar.metrics import vendi_score
+
+    same = ngram_embeddings(["12345 a+11111"] * 8)
+    varied = ngram_embeddings(["12345 a+11111", "999 a*7", "50000 a-12345 b+10000", "31 a*2"] * 2)
+    assert vendi_score(same) == pytest.approx(1.0)
+    assert vendi_score(varied) > 1.5

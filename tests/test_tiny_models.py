@@ -18,7 +18,7 @@ from soar.world import ARITHMETIC, World
 def test_hf_roundtrip(tiny_dir):
     model = AutoModelForCausalLM.from_pretrained(tiny_dir)
     tok = AutoTokenizer.from_pretrained(tiny_dir)
-    text = "User: 12345+23456 Assistant: 12345 +23456=35801 \\boxed{35801}"
+    text = "User: 61044 +34966 -28188 +10000 -12345 +00001 Assistant: 61044 =96010 =67822 \\boxed{65478}"
     ids = tok(text).input_ids
     assert ids[0] == tok.bos_token_id
     assert tok.decode(ids, skip_special_tokens=True) == text
@@ -34,12 +34,12 @@ def test_shipped_model_loads_and_solves_easy_problems():
     rng = random.Random(0)
     from soar.world.arithmetic import make_problem
 
-    probs = [make_problem("add", 0, rng) for _ in range(16)]
+    probs = [make_problem("mix", 0, rng) for _ in range(16)]
     out = sample(model, tok, [ARITHMETIC.student_prompt(p.question) for p in probs], 1, temperature=0)
     from soar.verifiers import extract_boxed
 
     right = sum(ARITHMETIC.is_equal(p.answer, extract_boxed(o[0].text) or "") for p, o in zip(probs, out))
-    assert right >= 12, f"the shipped model solved only {right}/16 easy additions"
+    assert right >= 10, f"the shipped model solved only {right}/16 problems without hard steps (greedy)"
 
 
 def test_sample_shapes_and_seed(tiny):

@@ -7,6 +7,7 @@ import pytest
 from soar.world.arithmetic import (
     FAMILIES,
     LEVELS,
+    STEPS,
     buggy_op,
     classify,
     format_question,
@@ -21,32 +22,43 @@ from soar.world.arithmetic import (
     worked_solution,
 )
 
+Q = "61044 +34966 -28188 +10000 -12345 +00001"
+
+
+def test_solve_by_hand():
+    # 61044+34966 = 96010; -28188 = 67822; +10000 = 77822; -12345 = 65477; +1 = 65478
+    assert solve(Q) == 65478
+    assert solve("99999 +00001 +00000 +00000 +00000 +00000") == 0  # modulo 10^5
+    assert solve("00003 -00005 +00000 +00000 +00000 +00000") == 99998
+    assert solve("12345 *00009 *00001 *00001 *00001 *00001") == 11105  # 111105 mod 10^5
+
 
 @pytest.mark.parametrize(
-    "q,expected",
+    "q",
     [
-        ("12345 a+23456", 35801),
-        ("50000 a-12345 b+100", 37755),
-        ("1234 a*7", 8638),
-        (" 12 a+3 ", 15),
-        ("1 a+2 b*3", None),  # * only as the single operation: no precedence ambiguity
-        ("1 b+2", None),  # labels must run a, b, c, ...
-        ("1 a+2 a+3", None),
-        ("1+2", None),  # unlabelled
-        ("12", None),
-        ("__import__('os')", None),
-        ("1e5 a+1", None),
-        ("", None),
-        ("9" * 7 + " a+1", None),  # operands longer than 6 digits are outside the grammar
+        "61044 +34966",  # too few operations
+        Q + " +00001",  # too many
+        "6104 +34966 -28188 +10000 -12345 +00001",  # a 4-digit number
+        "61044 +34966 -28188 +10000 -12345 /00001",
+        "61044 + 34966 -28188 +10000 -12345 +00001",
+        "__import__('os').system('ls')",
+        "",
+        "١٢٣٤٥ +34966 -28188 +10000 -12345 +00001",  # non-ASCII digits
     ],
 )
-def test_solve(q, expected):
-    assert solve(q) == expected
+def test_grammar_rejects(q):
+    assert parse_question(q) is None and solve(q) is None and classify(q) is None
 
 
-def test_parse_question():
-    assert parse_question("12345 a+23456 b-111") == (12345, [("+", 23456), ("-", 111)])
-    assert format_question(12345, [("+", 23456), ("-", 111)]) == "12345 a+23456 b-111"
+def test_format_and_parse_roundtrip():
+    ops = [("+", 34966), ("-", 28188), ("+", 10000), ("-", 12345), ("+", 1)]
+    assert format_question(61044, ops) == Q
+    assert parse_question(Q) == (61044, ops)
+
+
+def test_worked_solution_format():
+    assert worked_solution(Q) == "61044 =96010 =67822 =77822 =65477 =65478 \\boxed{65478}"
+    assert worked_solution("garbage") is None
 
 
 @pytest.mark.parametrize(
@@ -55,18 +67,25 @@ def test_parse_question():
         (12345, "+", 87654, 4),  # every lower column sums to 9
         (10000, "+", 10000, 0),
         (12340, "+", 10060, 0),  # columns 0+0, 4+6, 3+0, 2+0: none sums to exactly 9
+        (24291, "+", 14308, 2),  # 1+8=9, 9+0=9, then 2+3=5
         (55555, "-", 11155, 2),  # units and tens equal
         (54321, "-", 12345, 1),  # only the hundreds column (3, 3) is equal
         (54321, "-", 13579, 0),
+        (12345, "*", 9, 0),
     ],
 )
 def test_lookahead(a, op, b, run):
     assert lookahead(a, op, b) == run
 
 
-def test_lookahead_by_hand_mixed():
-    # columns (units first): 1+8=9, 9+0=9, 2+3=5, 4+4=8 -> a run of 2 at the bottom
-    assert lookahead(24291, "+", 14308) == 2
+def test_step_runs_and_classify():
+    # values 24291, 38599, 49710, 60821, 71932, 83043
+    assert step_runs("24291 +14308 +11111 +11111 +11111 +11111") == [2, 1, 0, 1, 0]  # 8+1=9 in column 3
+    assert classify("24291 +14308 +11111 +11111 +11111 +11111") == ("add", 1)
+    # adding 0 to a value ending in 99 is a look-ahead of 2 too: the columns sum to 9 (no carry comes)
+    assert step_runs("38599 +00000 +11111 +11111 +11111 +11111")[0] == 2
+    assert classify(Q)[0] == "mix"
+    assert classify("12345 *00009 *00002 *00007 *00001 *00001") == ("mul", 2)  # multipliers >= 6 are hard
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -77,56 +96,41 @@ def test_generator_hits_every_level_and_is_exact(family):
             p = make_problem(family, level, rng)
             assert (p.family, p.level) == (family, level)
             assert int(p.answer) == solve(p.question)
-            assert classify(p.question) == (family, level)
-            nums = [p.question.split(" a*")[0]] if family == "mul" else None
-            if family != "mul":
-                values = [parse_question(p.question)[0]]
-                for op, b in parse_question(p.question)[1]:
-                    assert 10000 <= b <= 99999
-                    values.append(values[-1] + b if op == "+" else values[-1] - b)
-                assert all(10000 <= v <= 99999 for v in values)  # every value stays 5 digits
-            else:
-                assert len(nums[0]) == level
+            assert len(p.answer) == 5
+
+
+def test_natural_problems_are_mostly_easy():
+    rng = random.Random(0)
+    levels = [make_problem("mix", None, rng, natural=True).level for _ in range(2000)]
+    assert levels.count(0) > 1600 and max(levels) <= 3  # hard steps are a rare tail
 
 
 def test_generator_is_seeded():
-    a = [make_problem("chain", 5, random.Random(7), min_run=2).question for _ in range(3)]
-    b = [make_problem("chain", 5, random.Random(7), min_run=2).question for _ in range(3)]
+    a = [make_problem("mix", 4, random.Random(7)).question for _ in range(3)]
+    b = [make_problem("mix", 4, random.Random(7)).question for _ in range(3)]
     assert a == b
 
 
-def test_min_run_chains():
-    rng = random.Random(1)
-    for _ in range(20):
-        p = make_problem("chain", 4, rng, min_run=2)
-        assert all(r >= 2 for r in step_runs(p.question))
-
-
 def test_unknown_family_and_level():
-    with pytest.raises(ValueError, match="valid: add, sub, mul, chain"):
+    with pytest.raises(ValueError, match="valid: add, sub, mix, mul"):
         make_problem("div", 1, random.Random(0))
     with pytest.raises(ValueError, match="not valid for add"):
-        make_problem("add", 9, random.Random(0))
-
-
-def test_worked_solution_format():
-    assert worked_solution("12345 a+23456 b-11111") == "12345 a+23456=35801 b-11111=24690 \\boxed{24690}"
-    assert worked_solution("garbage") is None
+        make_problem("add", STEPS + 1, random.Random(0))
 
 
 def test_buggy_op_slips_only_on_propagated_carries():
     assert buggy_op(12345, "+", 23411) == 35756  # no 9-run: the slip changes nothing
     assert buggy_op(12345, "+", 23456) == 35701  # tens 4+5=9 passes the units carry on: lost
-    assert buggy_op(12345, "+", 87655) == 99900  # true 100000: the carry through the 9s is lost
+    assert buggy_op(12345, "+", 87655) == 99900  # true 0 (100000 mod 10^5)
     assert buggy_op(50000, "-", 10001) == 40099  # true 39999: the borrow through equal digits is lost
-    rng = random.Random(0)
-    assert noisy_answer("12345 a+87655", rng, 0.0) == 100000
-    assert noisy_answer("12345 a+87655", rng, 1.0) == 99900
+    q = "12345 +87655 +00000 +00000 +00000 +00000"
+    assert noisy_answer(q, random.Random(0), 0.0) == 0
+    assert noisy_answer(q, random.Random(0), 1.0) == 99900
 
 
 @pytest.mark.parametrize(
     "gold,pred,ok",
-    [("35801", "35801", True), ("35801", " 35,801 ", True), ("35801", "+35801", True), ("-5", "-5", True),
+    [("35801", "35801", True), ("35801", " 35,801 ", True), ("35801", "+35801", True), ("00042", "42", True),
      ("35801", "35800", False), ("35801", "3.5801e4", False), ("35801", None, False), ("35801", "", False),
      ("35801", "x" * 10_000, False)],
 )

@@ -1,21 +1,24 @@
 """The built-in arithmetic world: problem families, a seeded generator, worked solutions, an exact checker.
 
-Every number is a 5-digit integer (10000..99999) except the multiplier of `mul`, so every digit of every
-operand sits at a position the model saw in pretraining (RESEARCH-NOTES 1-2: unseen lengths are a cliff).
-Results are written most significant digit first, which makes carries the difficulty knob: to write digit
-j of a+b the model must know whether a carry comes in, and when the columns below sum to exactly 9 it has
-to look further down. `lookahead` = the longest such run (RESEARCH-NOTES 3).
+Every problem is a register machine run of exactly STEPS operations on 5-digit numbers, modulo 10^5:
 
-Families (level meaning in brackets):
-- add   a+b            [longest run of columns summing to 9, 0..4]
-- sub   a-b            [longest run of equal-digit columns (borrow look-ahead), 0..4]
-- mul   a*b, b in 2..9 [digits of a, 1..4]
-- chain x0 op b1 op b2 ... with op in {+,-}, values kept 5-digit [number of operations]
+    question  61044 +34966 -28188 +10000 -12345 +00001
+    solution  61044 =95010 =66822 =76822 =64477 =64478 \\boxed{64478}
 
-Questions label their operations: `61044 a+34966 b-28188`. The student writes one step per operation,
-`61044 a+34966=95010 b-28188=66822 \\boxed{66822}`, so an add problem is a chain
-of length 1 and a chain's success compounds over its steps (RESEARCH-NOTES 4): the hard set is long chains
-whose steps need long look-ahead; short chains and single additions are the stepping stones.
+Fixed widths put each step's operand at the same distance from the digits that use it, in every problem.
+A 1M-parameter model learns single operations in minutes but could not learn to find "the i-th operand" of
+a variable-length chain in 20 minutes of CPU pretraining (docs/world-design.md): here it never has to.
+
+Results are written most significant digit first, which makes carries the per-step difficulty: to write
+digit j of a+b the model must know whether a carry comes in, and when the columns below sum to exactly 9
+it has to look further down. `lookahead` = the longest such run (RESEARCH-NOTES 3); it is rare in
+uniformly drawn operands (2.6% of steps reach 2, 0.2% reach 3), as hard reasoning is rare in web text.
+A step with look-ahead >= HARD_RUN is "hard". The LEVEL of a problem is its number of hard steps, so
+success compounds (about p_hard^level): the hard set is problems with many hard steps, and problems with
+one or two hard steps among easy ones are the stepping stones (RESEARCH-NOTES 4).
+
+Families (by the operations used): add (all +), sub (all -), mix (+ and -), mul (all *, a one-digit
+multiplier written 0000d; its hard steps are multipliers 6-9, a distractor for the teacher).
 """
 
 from __future__ import annotations
@@ -25,97 +28,73 @@ import re
 
 from soar.problems import Problem
 
-FAMILIES = ("add", "sub", "mul", "chain")
-LEVELS: dict[str, tuple[int, ...]] = {
-    "add": (0, 1, 2, 3, 4),
-    "sub": (0, 1, 2, 3, 4),
-    "mul": (1, 2, 3, 4),
-    "chain": (2, 3, 4, 5, 6, 7, 8),
-}
-LO, HI = 10000, 99999  # every value is 5 digits
+STEPS = 5
+"""operations per problem"""
+MOD = 100_000
+"""every value is kept to 5 digits (arithmetic modulo 10^5; leading zeros written)"""
+HARD_RUN = 2
+"""a +/- step whose look-ahead is at least this is hard"""
+FAMILIES = ("add", "sub", "mix", "mul")
+LEVELS: dict[str, tuple[int, ...]] = {f: tuple(range(STEPS + 1)) for f in FAMILIES}
 # Probability that a column is forced to the look-ahead pattern, by target run length (tuned so that the
 # rejection loop below accepts within a few tries for every target).
 _FORCE = (0.0, 0.35, 0.55, 0.75, 0.95)
+_Q_RE = re.compile(r"^([0-9]{5})((?: [+\-*][0-9]{5}){%d})$" % STEPS)
+_OP_RE = re.compile(r" ([+\-*])([0-9]{5})")
 
 
 # --------------------------------------------------------------------------------------------------------
-# Parsing and exact solving (never eval: a 3-token grammar)
-# Each operation carries a step label a, b, c, ... so that finding "the i-th operation" is a copy after the
-# label (one induction head) rather than counting operators: the 1M-parameter model could not learn the
-# counting in 20 minutes of pretraining (README, design section).
-LABELS = "abcdefghijkl"
-_Q_RE = re.compile(r"^(\d{1,6})((?: ?[a-l][+\-*]\d{1,6}){1,12})$")
-_OP_RE = re.compile(r" ?([a-l])([+\-*])(\d{1,6})")
+# Grammar and exact solving (never eval: a fixed-width grammar)
+def fmt(x: int) -> str:
+    return f"{x % MOD:05d}"
 
 
 def format_question(x: int, ops: list[tuple[str, int]]) -> str:
-    """`(61044, [('+', 34966), ('-', 28188)])` -> `'61044 a+34966 b-28188'`."""
-    return str(x) + "".join(f" {LABELS[i]}{op}{b}" for i, (op, b) in enumerate(ops))
+    """`(61044, [('+', 34966), ...])` -> `'61044 +34966 ...'`."""
+    return fmt(x) + "".join(f" {op}{fmt(b)}" for op, b in ops)
 
 
 def parse_question(question: str) -> tuple[int, list[tuple[str, int]]] | None:
-    """`'12345 a+23456 b-111'` -> `(12345, [('+', 23456), ('-', 111)])`; None when outside the grammar.
-
-    The grammar: an integer, then 1..12 labelled operations `a+n`, `b-n`, ... with labels in order; `*` only
-    as the single operation (so left-to-right and the usual precedence agree: any text has one meaning)."""
+    """`'61044 +34966 -28188 ...'` -> `(61044, [('+', 34966), ('-', 28188), ...])`; None outside the grammar
+    (exactly STEPS operations, every number exactly 5 digits, single spaces)."""
     m = _Q_RE.match(question.strip())
     if not m:
         return None
-    found = _OP_RE.findall(m.group(2))
-    if [lab for lab, _, _ in found] != list(LABELS[: len(found)]):
-        return None
-    ops = [(op, int(b)) for _, op, b in found]
-    if any(op == "*" for op, _ in ops) and len(ops) > 1:
-        return None
-    return int(m.group(1)), ops
+    return int(m.group(1)), [(op, int(b)) for op, b in _OP_RE.findall(m.group(2))]
 
 
 def apply_op(x: int, op: str, b: int) -> int:
-    return x + b if op == "+" else x - b if op == "-" else x * b
+    return (x + b) % MOD if op == "+" else (x - b) % MOD if op == "-" else (x * b) % MOD
+
+
+def values(question: str) -> list[int] | None:
+    """[x0, x1, ..., x_STEPS]: the register after every operation."""
+    parsed = parse_question(question)
+    if parsed is None:
+        return None
+    x, ops = parsed
+    out = [x]
+    for op, b in ops:
+        out.append(apply_op(out[-1], op, b))
+    return out
 
 
 def solve(question: str) -> int | None:
     """The exact answer of a question in the world's grammar, or None when it does not parse."""
-    parsed = parse_question(question)
-    if parsed is None:
-        return None
-    x, ops = parsed
-    for op, b in ops:
-        x = apply_op(x, op, b)
-    return x
-
-
-def classify(question: str) -> tuple[str, int] | None:
-    """(family, level) of any parseable question, including ones the teacher wrote; None otherwise.
-
-    Questions outside the generator's ranges still get a family; their level is computed the same way."""
-    parsed = parse_question(question)
-    if parsed is None:
-        return None
-    x, ops = parsed
-    if len(ops) == 1:
-        op, b = ops[0]
-        if op == "*":
-            return "mul", len(str(x))
-        return ("add" if op == "+" else "sub"), lookahead(x, op, b)
-    return "chain", len(ops)
+    v = values(question)
+    return None if v is None else v[-1]
 
 
 def worked_solution(question: str) -> str | None:
-    """The student's target completion: one `op b=result` per operation, then the boxed answer."""
-    parsed = parse_question(question)
-    if parsed is None:
+    """The student's target completion: the start value, `=value` after every step, the boxed answer."""
+    v = values(question)
+    if v is None:
         return None
-    x, ops = parsed
-    parts = [str(x)]
-    for i, (op, b) in enumerate(ops):
-        x = apply_op(x, op, b)
-        parts.append(f"{LABELS[i]}{op}{b}={x}")
-    return " ".join(parts) + f" \\boxed{{{x}}}"
+    return fmt(v[0]) + "".join(f" ={fmt(x)}" for x in v[1:]) + f" \\boxed{{{fmt(v[-1])}}}"
 
 
 # --------------------------------------------------------------------------------------------------------
-# Difficulty: carry / borrow look-ahead
+# Difficulty
 def _digits(x: int, n: int = 5) -> list[int]:
     """Least significant first."""
     return [(x // 10**j) % 10 for j in range(n)]
@@ -125,139 +104,105 @@ def lookahead(a: int, op: str, b: int) -> int:
     """Longest run of consecutive columns (below the top one) whose carry-out depends on the column below.
 
     add: columns whose digits sum to 9; sub: columns whose digits are equal. Writing the result most
-    significant digit first, a run of length r means looking r+1 columns down to settle one digit."""
+    significant digit first, a run of length r means looking r+1 columns down to settle one digit.
+    Multiplication has no look-ahead in this sense (0)."""
     if op == "*":
         return 0
     da, db = _digits(a), _digits(b)
-    n = max(len(str(abs(a))), len(str(abs(b))))
     best = run = 0
-    for j in range(max(n - 1, 0)):
+    for j in range(4):
         hit = da[j] + db[j] == 9 if op == "+" else da[j] == db[j]
         run = run + 1 if hit else 0
         best = max(best, run)
     return best
 
 
-def _column_pair(rng: random.Random, x: int, op: str, force: float) -> int | None:
-    """A 5-digit b for `x op b`, each lower column forced to the look-ahead pattern with prob `force`."""
+def is_hard_step(x: int, op: str, b: int) -> bool:
+    return b >= 6 if op == "*" else lookahead(x, op, b) >= HARD_RUN
+
+
+def step_runs(question: str) -> list[int] | None:
+    """Look-ahead of every operation (None when the question does not parse)."""
+    parsed, v = parse_question(question), values(question)
+    if parsed is None or v is None:
+        return None
+    return [lookahead(x, op, b) for x, (op, b) in zip(v, parsed[1], strict=False)]
+
+
+def classify(question: str) -> tuple[str, int] | None:
+    """(family, level) of any question in the grammar, including ones the teacher wrote; None otherwise."""
+    parsed, v = parse_question(question), values(question)
+    if parsed is None or v is None:
+        return None
+    ops = {op for op, _ in parsed[1]}
+    family = "add" if ops == {"+"} else "sub" if ops == {"-"} else "mul" if ops == {"*"} else "mix"
+    level = sum(is_hard_step(x, op, b) for x, (op, b) in zip(v, parsed[1], strict=False))
+    return family, level
+
+
+# --------------------------------------------------------------------------------------------------------
+# Generation
+def _operand(rng: random.Random, x: int, op: str, run: int | None) -> int:
+    """b for `x op b`: uniform (run=None) or with exactly `run` look-ahead (0..4)."""
+    if run is None:
+        return rng.randrange(MOD)
     dx = _digits(x)
-    db = []
-    for j in range(4):
-        if rng.random() < force:
-            db.append(9 - dx[j] if op == "+" else dx[j])
-        else:
-            db.append(rng.randint(0, 9))
-    # Top digit: keep the result 5 digits whatever the carry/borrow from below.
-    if op == "+":
-        top = 8 - dx[4]
-        if top < 1:
-            return None
-        db.append(rng.randint(1, top))
-    else:
-        top = dx[4] - 2
-        if top < 1:
-            return None
-        db.append(rng.randint(1, top))
-    b = sum(d * 10**j for j, d in enumerate(db))
-    y = apply_op(x, op, b)
-    return b if LO <= b <= HI and LO <= y <= HI else None
-
-
-def _step(rng: random.Random, x: int, run: int | None, min_run: int = 0) -> tuple[str, int]:
-    """One +/- operation on x. run=None: natural (uniform) operand; else exactly `run` look-ahead;
-    min_run: at least that much look-ahead."""
-    ops = [op for op in "+-" if (op == "+" and x <= HI - LO) or (op == "-" and x >= 2 * LO)]
     for _ in range(10_000):
-        op = rng.choice(ops)
-        if run is None and min_run == 0:
-            b = rng.randint(LO, HI - x) if op == "+" else rng.randint(LO, x - LO)
-        else:
-            target = run if run is not None else rng.randint(min_run, max(min_run, 3))
-            b = _column_pair(rng, x, op, _FORCE[target])
-            if b is None or lookahead(x, op, b) != target:
-                continue
-        return op, b
-    raise RuntimeError(f"could not draw an operation on {x} with run={run} min_run={min_run}")
+        db = [(9 - dx[j] if op == "+" else dx[j]) if rng.random() < _FORCE[run] else rng.randint(0, 9)
+              for j in range(4)] + [rng.randint(0, 9)]
+        b = sum(d * 10**j for j, d in enumerate(db))
+        if lookahead(x, op, b) == run:
+            return b
+    raise RuntimeError(f"could not draw an operand with look-ahead {run} for {x} {op}")
 
 
-def _start(rng: random.Random, op: str | None = None) -> int:
-    if op == "+":
-        return rng.randint(LO, 79999)
-    if op == "-":
-        return rng.randint(30000, HI)
-    return rng.randint(LO, HI)
+def _ops_for(family: str, rng: random.Random) -> list[str]:
+    if family != "mix":
+        return [{"add": "+", "sub": "-", "mul": "*"}[family]] * STEPS
+    while True:  # both signs, so that a mix problem is never an add or sub problem
+        ops = [rng.choice("+-") for _ in range(STEPS)]
+        if len(set(ops)) == 2:
+            return ops
 
 
-def make_problem(
-    family: str, level: int | None, rng: random.Random, *, natural: bool = False, min_run: int = 0
-) -> Problem:
-    """Draw one problem. `natural=True` draws operands uniformly (the look-ahead then follows its natural,
-    long-tailed frequency and `level` of add/sub is computed, not imposed); `min_run` makes every chain
-    step need at least that much look-ahead (used for the hard pool)."""
+def make_problem(family: str, level: int | None, rng: random.Random, *, natural: bool = False,
+                 max_run: int = 3) -> Problem:
+    """Draw one problem with `level` hard steps (None: a random level).
+
+    natural=True draws every operand uniformly instead (the level is then whatever comes out: mostly 0,
+    as in the pretraining corpus). Hard +/- steps get look-ahead HARD_RUN..max_run, easy ones 0..1."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
     if level is not None and level not in LEVELS[family]:
         raise ValueError(f"level {level} is not valid for {family}; valid: {LEVELS[family]}")
-    if family in ("add", "sub"):
-        op = "+" if family == "add" else "-"
-        while True:
-            x = _start(rng, op)
-            if natural:
-                b = rng.randint(LO, HI - x) if op == "+" else rng.randint(LO, x - LO)
-            else:
-                lvl = rng.choice(LEVELS[family]) if level is None else level
-                b = _column_pair(rng, x, op, _FORCE[lvl])
-                if b is None or lookahead(x, op, b) != lvl:
-                    continue
-            q = format_question(x, [(op, b)])
-            break
-    elif family == "mul":
-        d = rng.choice(LEVELS["mul"]) if level is None else level
-        x = rng.randint(10 ** (d - 1), 10**d - 1)
-        q = format_question(x, [("*", rng.randint(2, 9))])
-    else:
-        k = rng.choice(LEVELS["chain"]) if level is None else level
-        x = _start(rng)
-        ops, y = [], x
-        for _ in range(k):
-            op, b = _step(rng, y, None, 0) if natural else _step(rng, y, None, min_run)
-            y = apply_op(y, op, b)
-            ops.append((op, b))
-        q = format_question(x, ops)
-    family_, level_ = classify(q)  # type: ignore[misc]
-    parsed = parse_question(q)
-    runs = [lookahead(*_prefix_values(parsed)[i]) for i in range(len(parsed[1]))]  # type: ignore[arg-type]
-    return Problem(family_, level_, q, str(solve(q)), {"runs": runs})
-
-
-def _prefix_values(parsed: tuple[int, list[tuple[str, int]]]) -> list[tuple[int, str, int]]:
-    """[(x_before_step, op, b), ...] for each operation."""
-    x, ops = parsed
-    out = []
-    for op, b in ops:
-        out.append((x, op, b))
+    lvl = rng.choice(LEVELS[family]) if level is None else level
+    hard = set(rng.sample(range(STEPS), lvl))
+    x0 = x = rng.randrange(MOD)
+    ops: list[tuple[str, int]] = []
+    for i, op in enumerate(_ops_for(family, rng)):
+        if op == "*":
+            b = rng.randint(2, 9) if natural else rng.randint(6, 9) if i in hard else rng.randint(2, 5)
+        elif natural:
+            b = _operand(rng, x, op, None)
+        else:
+            b = _operand(rng, x, op, rng.randint(HARD_RUN, max_run) if i in hard else rng.randint(0, HARD_RUN - 1))
+        ops.append((op, b))
         x = apply_op(x, op, b)
-    return out
-
-
-def step_runs(question: str) -> list[int] | None:
-    """Look-ahead of every operation of a question (None when it does not parse)."""
-    parsed = parse_question(question)
-    if parsed is None:
-        return None
-    return [lookahead(x, op, b) for x, op, b in _prefix_values(parsed)]
+    q = format_question(x0, ops)
+    fam, lev = classify(q)  # type: ignore[misc]
+    return Problem(fam, lev, q, fmt(solve(q)), {"runs": step_runs(q)})  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------------------
 # A plausible wrong solver, for the pretraining corpus's teacher-format documents
 def buggy_op(x: int, op: str, b: int) -> int:
-    """`x op b` computed without look-ahead: the carry (borrow) into a column is taken from the column
-    directly below only, ignoring one propagated through 9s (equal digits). The classic human slip."""
+    """`x op b` without look-ahead: the carry (borrow) into a column is taken from the column directly
+    below only, ignoring one propagated through 9s (equal digits). The classic human slip."""
     if op == "*":
-        return x * b
-    dx, db = _digits(x, 6), _digits(b, 6)
+        return apply_op(x, op, b)
+    dx, db = _digits(x), _digits(b)
     out = 0
-    for j in range(6):
+    for j in range(5):
         if op == "+":
             c = 1 if j > 0 and dx[j - 1] + db[j - 1] >= 10 else 0
             out += ((dx[j] + db[j] + c) % 10) * 10**j
@@ -268,19 +213,20 @@ def buggy_op(x: int, op: str, b: int) -> int:
 
 
 def noisy_answer(question: str, rng: random.Random, p_slip: float) -> int | None:
-    """The answer a careless solver writes: each step slips (no look-ahead) with probability p_slip."""
+    """The answer a careless solver writes: each step slips (no look-ahead; a wrong digit for *) with
+    probability p_slip."""
     parsed = parse_question(question)
     if parsed is None:
         return None
     x, ops = parsed
     for op, b in ops:
-        if op == "*" and rng.random() < p_slip:
-            s = list(str(x * b))
-            i = rng.randrange(len(s))
-            s[i] = str((int(s[i]) + rng.randint(1, 9)) % 10) if i else str(rng.randint(1, 9))
-            x = int("".join(s))
+        slip = rng.random() < p_slip
+        if op == "*" and slip:
+            d = _digits(apply_op(x, op, b))
+            d[rng.randrange(5)] = rng.randint(0, 9)
+            x = sum(v * 10**j for j, v in enumerate(d))
         else:
-            x = buggy_op(x, op, b) if rng.random() < p_slip else apply_op(x, op, b)
+            x = buggy_op(x, op, b) if slip else apply_op(x, op, b)
     return x
 
 
@@ -299,6 +245,6 @@ def parse_int(text: str | None) -> int | None:
 
 
 def is_equal(gold: str, predicted: str | None) -> bool:
-    """Exact integer equality; unparseable text is simply wrong."""
+    """Exact integer equality (leading zeros ignored); unparseable text is simply wrong."""
     g, p = parse_int(gold), parse_int(predicted)
     return g is not None and p is not None and g == p
