@@ -27,7 +27,7 @@ class EvalConfig:
     """the k of pass@k (each <= n)"""
     temperature: float = 1.0
     """sampling temperature"""
-    max_new_tokens: int = 128
+    max_new_tokens: int = 64
     """longest completion"""
     greedy: bool = True
     """also decode greedily once per problem"""

@@ -19,13 +19,17 @@ def student_prompt(question: str) -> str:
     return STUDENT_TEMPLATE.format(question=question)
 
 
-def teacher_document(question: str, answer: str) -> str:
-    """The teacher-format text of one question/answer pair (what the teacher is asked to write)."""
-    return f"<question>{question}</question><answer>\\boxed{{{answer}}}</answer>"
+def teacher_document(question: str, answer: str, reasoning: str = "") -> str:
+    """The teacher-format text of one question/answer pair (what the teacher is asked to write), with
+    optional reasoning between the tags."""
+    middle = f" {reasoning} " if reasoning else ""
+    return f"<question>{question}</question>{middle}<answer>\\boxed{{{answer}}}</answer>"
 
 
-# The paper's own prompt closes the question with an unslashed <question>; accept both.
-_QA_RE = re.compile(r"<question>(.*?)(?:</question>|<question>)\s*<answer>(.*?)</answer>", re.DOTALL)
+# The paper's own prompt closes the question with an unslashed <question>; accept both. Reasoning may
+# stand outside the tags, also between them.
+_QA_RE = re.compile(r"<question>(.*?)(?:</question>|<question>)(?:(?!<question>).)*?<answer>(.*?)</answer>",
+                    re.DOTALL)
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,9 @@ class HardSetConfig:
     """JSONL pool of problems to screen (question, answer); None draws from the arithmetic generator"""
     family: str = "mix"
     """generator family of the pool"""
-    levels: tuple[int, ...] = (4, 5)
+    levels: tuple[int, ...] = (5,)
     """generator levels of the pool (number of hard steps, drawn uniformly)"""
-    pool: int = 1500
+    pool: int = 4000
     """problems to draw for the pool"""
     k: int = 128
     """samples per screening pass"""
@@ -49,7 +49,7 @@ class HardSetConfig:
     rescreen: bool = True
     """screen the survivors a second time with fresh samples"""
     temperature: float = 1.0
-    max_new_tokens: int = 128
+    max_new_tokens: int = 64
     seed: int = 0
     """seeds the pool, the sampling and the split"""
     train_fraction: float = 0.5

@@ -128,7 +128,7 @@ class RLOOConfig:
     """max gradient norm (0 = off)"""
     temperature: float = 1.0
     """sampling temperature"""
-    max_new_tokens: int = 128
+    max_new_tokens: int = 64
     """longest completion"""
     kl_coef: float = 0.001
     """KL penalty to the frozen start policy (paper: 0.001); 0 skips the reference forward pass"""
@@ -228,7 +228,10 @@ def train_rloo(
         rewards = score(world, samples, [p.answer for p in problems], cfg.shaping)  # (B, G)
         adv = rloo_advantages(rewards).flatten()  # (B*G,)
         t_sample = time.time() - t0
-        stats = _update(model, ref, opt, sched, encode_prompts(tokenizer, prompts), samples, adv, cfg, pad)
+        prompt_ids = encode_prompts(tokenizer, prompts)
+        G = cfg.group_size
+        rows = [(prompt_ids[i // G], samples[i // G][i % G].token_ids, float(adv[i])) for i in range(len(adv))]
+        stats = policy_update(model, ref, opt, sched, rows, cfg.kl_coef, cfg.grad_clip, cfg.micro_batch, pad)
         valid = ~torch.isnan(rewards)
         row = {
             "step": step,
@@ -249,17 +252,17 @@ def train_rloo(
     return history
 
 
-def _update(model, ref, opt, sched, prompt_ids, samples, adv, cfg: RLOOConfig, pad: int) -> dict:
-    """One optimizer step over the batch, in micro-batches; raises on a non-finite loss."""
-    G = cfg.group_size
-    rows = [(prompt_ids[i // G], samples[i // G][i % G].token_ids, float(adv[i])) for i in range(len(adv))]
+def policy_update(model, ref, opt, sched, rows: list[tuple[list[int], list[int], float]], kl_coef: float,
+                  grad_clip: float, micro_batch: int, pad: int) -> dict:
+    """One optimizer step over `rows` of (prompt ids, completion ids, advantage), in micro-batches; raises
+    on a non-finite loss. Shared by the student (here) and the teacher (soar.loop)."""
     n_tokens = sum(len(c) for _, c, _ in rows)
     model.train()
     opt.zero_grad(set_to_none=True)
     pg = kl = 0.0
     order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
-    for s in range(0, len(order), cfg.micro_batch):
-        chunk = [rows[i] for i in order[s : s + cfg.micro_batch]]
+    for s in range(0, len(order), micro_batch):
+        chunk = [rows[i] for i in order[s : s + micro_batch]]
         p_ids, c_ids = [r[0] for r in chunk], [r[1] for r in chunk]
         a = torch.tensor([r[2] for r in chunk], device=next(model.parameters()).device)
         logp, mask = token_logprobs(model, p_ids, c_ids, pad)
@@ -267,7 +270,7 @@ def _update(model, ref, opt, sched, prompt_ids, samples, adv, cfg: RLOOConfig, p
         if ref is not None:
             with torch.no_grad():
                 ref_logp, _ = token_logprobs(ref, p_ids, c_ids, pad)
-        loss, st = policy_loss(logp, mask, a, ref_logp, cfg.kl_coef, n_tokens=n_tokens)
+        loss, st = policy_loss(logp, mask, a, ref_logp, kl_coef, n_tokens=n_tokens)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"RLOO loss became {loss.item()} (pg={st['pg_loss']}, kl={st['kl']}); "
@@ -277,8 +280,8 @@ def _update(model, ref, opt, sched, prompt_ids, samples, adv, cfg: RLOOConfig, p
         pg += st["pg_loss"]
         kl += st["kl"]
     gnorm = 0.0
-    if cfg.grad_clip > 0:
-        gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+    if grad_clip > 0:
+        gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip))
     opt.step()
     sched.step()
     model.eval()

@@ -21,6 +21,18 @@ class World:
     """(reference, predicted boxed text) -> equal? None = could not decide (unscorable)"""
     teacher_prompt: str
     """the teacher's one fixed prompt"""
+    classify: Callable[[str], tuple[str, int] | None] | None = None
+    """question -> (family, level) where the world can tell (arithmetic), for difficulty histograms"""
+    true_answer: Callable[[str], str | None] | None = None
+    """question -> the exact answer where the world knows it (arithmetic), to measure teacher correctness"""
 
 
-ARITHMETIC = World("arithmetic", student_prompt, arithmetic.is_equal, TEACHER_PROMPT_ARITH)
+
+
+def _arith_truth(question: str) -> str | None:
+    x = arithmetic.solve(question)
+    return None if x is None else arithmetic.fmt(x)
+
+
+ARITHMETIC = World("arithmetic", student_prompt, arithmetic.is_equal, TEACHER_PROMPT_ARITH,
+                   arithmetic.classify, _arith_truth)

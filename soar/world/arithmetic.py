@@ -212,13 +212,14 @@ def buggy_op(x: int, op: str, b: int) -> int:
     return out
 
 
-def noisy_answer(question: str, rng: random.Random, p_slip: float) -> int | None:
-    """The answer a careless solver writes: each step slips (no look-ahead; a wrong digit for *) with
-    probability p_slip."""
+def noisy_values(question: str, rng: random.Random, p_slip: float) -> list[int] | None:
+    """The register values a careless solver writes (start value first): each step slips (no look-ahead;
+    a wrong digit for *) with probability p_slip, and later steps build on the slipped value."""
     parsed = parse_question(question)
     if parsed is None:
         return None
     x, ops = parsed
+    out = [x]
     for op, b in ops:
         slip = rng.random() < p_slip
         if op == "*" and slip:
@@ -227,7 +228,14 @@ def noisy_answer(question: str, rng: random.Random, p_slip: float) -> int | None
             x = sum(v * 10**j for j, v in enumerate(d))
         else:
             x = buggy_op(x, op, b) if slip else apply_op(x, op, b)
-    return x
+        out.append(x)
+    return out
+
+
+def noisy_answer(question: str, rng: random.Random, p_slip: float) -> int | None:
+    """The final value of `noisy_values`."""
+    v = noisy_values(question, rng, p_slip)
+    return None if v is None else v[-1]
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -3,9 +3,12 @@
 Two kinds of documents:
 - Solved problems in the student format, with operands drawn uniformly, so steps that need long carry
   look-ahead are a rare tail (about 2.6% of steps), as hard reasoning is rare in web text.
-- Teacher-format question/answer documents across every family and level, with answers from a careless
-  solver that often slips on look-ahead, so that (as in the paper) the base model can already write
-  problems of any kind, with answers that are often wrong for hard ones.
+- Teacher-format question/answer documents across every family and level: the question, the careless
+  solver's scratchpad between the tags (the paper allows reasoning outside the tags) and its boxed
+  answer. The solver slips on look-ahead steps, so that (as in the paper) the base model can already
+  write problems of any kind, with answers that are usually right for easy ones and often wrong for
+  hard ones. (Without the scratchpad a tiny model cannot compute any answer in one go, and every
+  teacher answer would be noise.)
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import random
 from dataclasses import dataclass
 
 from soar.formats import TEACHER_PROMPT_ARITH, student_prompt, teacher_document
-from soar.world.arithmetic import FAMILIES, LEVELS, fmt, make_problem, noisy_answer, worked_solution
+from soar.world.arithmetic import FAMILIES, LEVELS, fmt, make_problem, noisy_values, worked_solution
 
 
 @dataclass
@@ -34,8 +37,10 @@ def pretraining_document(rng: random.Random, cfg: CorpusConfig) -> tuple[str, st
     if rng.random() < cfg.teacher_fraction:
         family = rng.choice(FAMILIES)
         p = make_problem(family, rng.choice(LEVELS[family]), rng)
-        answer = noisy_answer(p.question, rng, cfg.teacher_slip)
-        return TEACHER_PROMPT_ARITH, teacher_document(p.question, fmt(answer))  # type: ignore[arg-type]
+        v = noisy_values(p.question, rng, cfg.teacher_slip)
+        assert v is not None
+        scratch = fmt(v[0]) + "".join(f" ={fmt(x)}" for x in v[1:])
+        return TEACHER_PROMPT_ARITH, teacher_document(p.question, fmt(v[-1]), scratch)
     family = rng.choices(FAMILIES, weights=cfg.family_weights)[0]
     p = make_problem(family, None, rng, natural=True)
     return student_prompt(p.question), worked_solution(p.question)  # type: ignore[return-value]

@@ -1,0 +1,134 @@
+"""The SOAR loop on the shipped tiny model at toy sizes: artifacts, promotion, Intrinsic-T, and resume."""
+
+import json
+import random
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import soar.loop as loop
+from soar.loop import ConfigMismatch, SoarConfig, TeacherConfig, run_soar
+from soar.model import DEFAULT_MODEL
+from soar.problems import save_problems
+from soar.rloo import RLOOConfig
+from soar.teacher import TeacherFormatError, valid_pair, write_datasets
+from soar.world import ARITHMETIC
+from soar.world.arithmetic import make_problem
+
+
+@pytest.fixture(scope="module")
+def hard_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("hard")
+    rng = random.Random(0)
+    save_problems(d / "train.jsonl", [make_problem("mix", 5, rng) for _ in range(12)])
+    save_problems(d / "test.jsonl", [make_problem("mix", 5, rng) for _ in range(4)])
+    return d
+
+
+def toy(hard_dir, out, **kw) -> SoarConfig:
+    base = dict(
+        model=str(DEFAULT_MODEL), hard_dir=str(hard_dir), out=str(out), outer_steps=3, r=2, qr_size=4,
+        qr_samples=2, tau=-1.0, window=1, threads=1,
+        teacher=TeacherConfig(n=3, g=2, max_new_tokens=110, lr=1e-4, warmup=0),
+        inner=RLOOConfig(steps=2, batch_size=2, group_size=2, max_new_tokens=56),
+    )
+    base.update(kw)
+    return SoarConfig(**base)
+
+
+def test_valid_pair_table():
+    good = "<question>11111 +11111 +11111 +11111 +11111 +11111</question><answer>\\boxed{66666}</answer>"
+    assert valid_pair(ARITHMETIC, good).answer == "66666"
+    assert valid_pair(ARITHMETIC, good.replace("</question>", "<question>")) is not None  # paper's tag
+    for bad in ["", "<question>1</question>", "<question>1</question><answer>66666</answer>",
+                "<question>1</question><answer>\\boxed{six}</answer>", "<answer>\\boxed{1}</answer>",
+                "<question></question><answer>\\boxed{1}</answer>", "\\boxed{" * 50]:
+        assert valid_pair(ARITHMETIC, bad) is None, bad
+
+
+def test_untrained_random_teacher_hits_the_attempt_cap(tiny):
+    model, tok = tiny
+    with pytest.raises(TeacherFormatError, match="valid question/answer pairs"):
+        write_datasets(model, tok, ARITHMETIC, 2, 2, temperature=1.0, max_new_tokens=8, seed=0, max_attempts=2)
+
+
+def test_shipped_teacher_writes_valid_datasets():
+    from soar.model import load_policy
+
+    model, tok = load_policy(DEFAULT_MODEL)
+    ds, stats = write_datasets(model, tok, ARITHMETIC, 2, 3, temperature=1.0, max_new_tokens=110, seed=0)
+    assert [len(d) for d in ds] == [3, 3]
+    assert stats["attempts"] >= 6 and 0 <= stats["invalid_rate"] < 1
+    assert all(valid_pair(ARITHMETIC, s.text) == s.pair for d in ds for s in d)
+
+
+def test_soar_run_writes_artifacts_and_promotes(hard_dir, tmp_path):
+    out = run_soar(toy(hard_dir, tmp_path / "run"), progress=False)
+    metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [0, 1, 2]
+    assert all(len(m["R"]) == 2 for m in metrics)
+    questions = [json.loads(x) for x in (out / "questions.jsonl").read_text().splitlines()]
+    assert len(questions) == 3 * 2 * 3
+    assert {"question", "answer", "step", "dataset", "reward", "valid", "answer_correct", "level"} <= set(questions[0])
+    # tau = -1: every step promotes; PQ grows by n each time and a promoted student is saved.
+    promos = [json.loads(x) for x in (out / "promotions.jsonl").read_text().splitlines()]
+    assert len(promos) == 3 and promos[-1]["pq_size"] == 9
+    assert len((out / "pq.jsonl").read_text().splitlines()) == 9
+    assert (out / "promoted").is_dir() and len(list((out / "promoted").iterdir())) == 3
+    assert (out / "checkpoint" / "teacher" / "model.safetensors").exists()
+    assert list((out / "tensorboard").iterdir())
+    # The teacher moves exactly when some dataset's leave-one-out advantage is non-zero (toy rewards are
+    # often all 0, and then RLOO has nothing to learn from: the KL term is 0 at the reference).
+    moved = teacher_moved(out)
+    assert moved == any(q["advantage"] != 0 for q in questions)
+
+
+def teacher_moved(out) -> bool:
+    base = load_file(DEFAULT_MODEL / "model.safetensors")
+    trained = load_file(out / "checkpoint" / "teacher" / "model.safetensors")
+    return any(not torch.equal(base[k], trained[k]) for k in base)
+
+
+def test_intrinsic_reward_runs_without_students(hard_dir, tmp_path):
+    cfg = toy(hard_dir, tmp_path / "intr", reward="intrinsic", outer_steps=1, intrinsic_samples=8,
+              teacher=TeacherConfig(n=12, g=2, max_new_tokens=110, lr=1e-4, warmup=0))
+    out = run_soar(cfg, progress=False)
+    m = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert all(0.0 <= r <= 1.0 for r in m["R"])
+    assert len(set(m["R"])) > 1 and teacher_moved(out)
+    assert not (out / "promotions.jsonl").exists()
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(hard_dir, tmp_path, monkeypatch):
+    straight = run_soar(toy(hard_dir, tmp_path / "a"), progress=False)
+
+    calls = {"n": 0}
+    real = loop.policy_update
+
+    def crash_on_third(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("killed in the middle of outer step 2")
+        return real(*a, **k)
+
+    monkeypatch.setattr(loop, "policy_update", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_soar(toy(hard_dir, tmp_path / "b"), progress=False)
+    monkeypatch.setattr(loop, "policy_update", real)
+    assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["step"] == 2
+
+    with pytest.raises(ConfigMismatch, match="outer_steps"):
+        run_soar(toy(hard_dir, tmp_path / "b", resume=True, outer_steps=5), progress=False)
+    with pytest.raises(FileExistsError, match="resume"):
+        run_soar(toy(hard_dir, tmp_path / "b"), progress=False)
+
+    resumed = run_soar(toy(hard_dir, tmp_path / "b", resume=True), progress=False)
+    a = load_file(straight / "checkpoint" / "teacher" / "model.safetensors")
+    b = load_file(resumed / "checkpoint" / "teacher" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda p: [{k: v for k, v in json.loads(x).items() if k != "seconds"}  # noqa: E731
+                       for x in p.read_text().splitlines()]
+    assert strip(straight / "metrics.jsonl") == strip(resumed / "metrics.jsonl")
+    assert (straight / "questions.jsonl").read_text() == (resumed / "questions.jsonl").read_text()
+    assert (straight / "pq.jsonl").read_text() == (resumed / "pq.jsonl").read_text()
