@@ -11,6 +11,8 @@ from pathlib import Path
 from soar.config import ConfigError, dump_config, load_config
 from soar.evaluate import EvalConfig
 from soar.io import DataError
+from soar.loop import ConfigMismatch
+from soar.teacher import TeacherFormatError
 from soar.model import DEFAULT_MODEL
 
 
@@ -58,6 +60,8 @@ def _eval(cfg: EvalCommandConfig) -> None:
 
 def _commands():
     from soar.hardset import HardSetConfig, make_hard
+    from soar.loop import SoarConfig, run_soar
+    from soar.run import RunConfig, run_main
     from soar.premise import PremiseConfig, run_premise
     from soar.pretrain import PretrainConfig, pretrain
 
@@ -66,6 +70,8 @@ def _commands():
         "make-hard": (HardSetConfig, make_hard, "build fail@k hard train/test sets"),
         "eval": (EvalCommandConfig, _eval, "pass@k (unbiased) and greedy accuracy of a model, over seeds"),
         "premise": (PremiseConfig, run_premise, "Hard-Only vs oracle curriculum on the hard set"),
+        "teach": (SoarConfig, run_soar, "one SOAR teacher run (grounded or intrinsic reward), resumable"),
+        "run": (RunConfig, run_main, "the main job: teacher runs, baselines, evaluation over seeds, report.md"),
     }
 
 
@@ -80,8 +86,22 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override one config value, e.g. --set rloo.lr=1e-4 (repeatable)")
         p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+        if name in ("teach", "run"):
+            p.add_argument("--resume", metavar="DIR", help="continue the run in DIR with its saved config "
+                           "(a run killed at any moment loses at most the outer step in flight)")
     args = parser.parse_args(argv)
     cls, fn, _ = commands[args.command]
+    resume = getattr(args, "resume", None)
+    if resume:
+        saved = Path(resume) / "config.yaml"
+        if not saved.exists():
+            print(f"soar {args.command}: nothing to resume: {saved} does not exist", file=sys.stderr)
+            return 2
+        if args.config:
+            print(f"soar {args.command}: --resume uses {saved}; drop --config", file=sys.stderr)
+            return 2
+        args.config = str(saved)
+        args.set = [*args.set, "resume=true"]
     try:
         cfg = load_config(cls, args.config, args.set)
     except ConfigError as e:
@@ -92,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         result = fn(cfg)
-    except (DataError, FileNotFoundError) as e:
+    except (DataError, FileNotFoundError, FileExistsError, ConfigMismatch, TeacherFormatError) as e:
         print(f"soar {args.command}: {e}", file=sys.stderr)
         return 2
     except FloatingPointError as e:

@@ -63,18 +63,25 @@ def screen(model, tokenizer, world: World, problems: list[Problem], k: int, chun
     alive = list(range(len(problems)))
     drawn = 0
     rng = random.Random(seed)
-    bar = tqdm(total=k, desc=f"{desc} ({len(problems)} problems)", unit="samples/problem", leave=False)
     while drawn < k and alive:
         n = min(chunk, k - drawn)
-        prompts = [world.student_prompt(problems[i].question) for i in alive]
-        out = sample(model, tokenizer, prompts, n, temperature=temperature, max_new_tokens=max_new_tokens,
-                     seed=rng.randrange(2**31))
-        alive = [i for i, row in zip(alive, out, strict=True)
-                 if not any(world.is_equal(problems[i].answer, extract_boxed(s.text) or "") for s in row)]
+        round_seed = rng.randrange(2**31)
+        block = max(1, 2048 // n)  # problems per sampling call, so the bar moves every few seconds
+        still: list[int] = []
+        bar = tqdm(total=len(alive), unit="problem", leave=False,
+                   desc=f"{desc}: samples {drawn + 1}-{drawn + n} of {k}")
+        for b in range(0, len(alive), block):
+            ids = alive[b : b + block]
+            prompts = [world.student_prompt(problems[i].question) for i in ids]
+            out = sample(model, tokenizer, prompts, n, temperature=temperature, max_new_tokens=max_new_tokens,
+                         seed=round_seed + b)
+            still += [i for i, row in zip(ids, out, strict=True)
+                      if not any(world.is_equal(problems[i].answer, extract_boxed(s.text) or "") for s in row)]
+            bar.update(len(ids))
+            bar.set_postfix(unsolved=len(still))
+        bar.close()
+        alive = still
         drawn += n
-        bar.update(n)
-        bar.set_postfix(unsolved=len(alive))
-    bar.close()
     keep = set(alive)
     return [i in keep for i in range(len(problems))]
 

@@ -196,6 +196,8 @@ def _truncate_logs(out: Path, step: int) -> None:
 def _check_resume_config(out: Path, cfg: SoarConfig) -> None:
     import yaml
 
+    if not (out / "config.yaml").exists():
+        raise FileNotFoundError(f"nothing to resume in {out}: no config.yaml")
     saved = yaml.safe_load((out / "config.yaml").read_text())
     now = json.loads(json.dumps(asdict(cfg)))  # tuples -> lists, as in YAML
     a, b = _comparable(saved), _comparable(now)
@@ -216,17 +218,18 @@ def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress:
         raise ValueError(f"qr_size={cfg.qr_size} is larger than the hard train set ({len(hard_train)} problems)")
 
     ckpt = _latest_checkpoint(out) if cfg.resume else None
-    if cfg.resume and ckpt is None:
-        raise FileNotFoundError(f"nothing to resume in {out}: no checkpoint/state.json")
-    if ckpt is not None:
+    if cfg.resume:
         _check_resume_config(out, cfg)
+    if ckpt is not None:
         state = RunState(**json.loads((ckpt / "state.json").read_text()))
         teacher, tokenizer = load_policy(ckpt / "teacher")
         baseline, _ = load_policy(ckpt / "baseline")
         _truncate_logs(out, state.step)
         pq = load_problems(out / "pq.jsonl")[: state.pq_size] if state.pq_size else []
     else:
-        if out.exists() and any(out.iterdir()):
+        if cfg.resume:  # killed before the first checkpoint: start over in the same folder
+            _truncate_logs(out, 0)
+        elif out.exists() and any(out.iterdir()):
             raise FileExistsError(f"{out} already holds a run: pass --set resume=true to continue it, "
                                   f"or choose another --set out=DIR")
         out.mkdir(parents=True, exist_ok=True)

@@ -64,3 +64,26 @@ def vendi_bootstrap(embeddings, size: int = 128, samples: int = 100, seed: int =
     rng = np.random.default_rng(seed)
     scores = [vendi_score(x[rng.choice(len(x), size, replace=False)]) for _ in range(samples)]
     return mean_sd(scores)
+
+
+def slope_checkpoint(rewards, window: int = 25, frac: float = 0.15) -> int:
+    """The paper's PQ checkpoint rule: smooth the training reward with a centred `window`-step moving
+    average, and return the first step after the steepest rise where the slope of the smoothed curve
+    falls below `frac` of its maximum. Choices where the paper is silent: partial windows at the edges;
+    slope = np.gradient of the smoothed curve; no positive slope at all -> step 0; the slope never
+    falling below the threshold -> the last step."""
+    import numpy as np
+
+    r = np.asarray(rewards, dtype=np.float64)
+    if r.ndim != 1 or len(r) == 0:
+        raise ValueError("rewards must be a non-empty 1-D sequence")
+    if len(r) == 1:
+        return 0
+    half = window // 2
+    smooth = np.array([r[max(0, i - half) : i + half + 1].mean() for i in range(len(r))])
+    slope = np.gradient(smooth)
+    top = int(np.argmax(slope))
+    if slope[top] <= 0:
+        return 0
+    below = np.nonzero(slope[top:] < frac * slope[top])[0]
+    return int(top + below[0]) if len(below) else len(r) - 1

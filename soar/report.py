@@ -89,3 +89,68 @@ def edge_plot(edge: list[dict], path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def main_report(cfg, out: Path, table, qstats: dict, teacher_metrics: dict[str, list[dict]], promos: list[dict],
+                seconds: float) -> str:
+    """`report.md` of `soar run` plus its plots: pass@k table, Vendi table, promotions, teacher reward."""
+    from soar.run import NAMES
+
+    out = Path(out)
+    ks = cfg.eval.ks
+    parts = ["# SOAR run report", "",
+             f"Held-out hard TEST set, pass@k in % from n={cfg.eval.n} samples, mean ± SD over "
+             f"{len(cfg.seeds)} student seed(s). Trained students: {cfg.student.steps} RLOO steps "
+             f"({cfg.student.mode}; {cfg.student.synthetic_steps} on synthetic questions first)."
+             f" Wall time {seconds / 60:.1f} min.", ""]
+    if table:
+        parts += [pass_at_k_table(table, ks, NAMES), "", "![pass@k](pass_at_k.png)", ""]
+        pass_at_k_plot(table, ks, out / "pass_at_k.png", "Held-out hard TEST set", NAMES)
+    parts += ["## Question sets", "",
+              "| set | questions | Vendi (n-gram) | teacher answers correct | difficulty (family:level: count) |",
+              "|---|---|---|---|---|"]
+    for name, s in qstats.items():
+        corr = "n/a" if s["answer_correct"] is None else f"{100 * s['answer_correct']:.1f}%"
+        hist = ", ".join(f"{k}: {v}" for k, v in s["histogram"].items())
+        parts.append(f"| {NAMES.get(name, name)} | {s['n']} | {s['vendi']:.2f} ± {s['vendi_sd']:.2f} | {corr} | {hist} |")
+    parts += ["", "## Promotions", ""]
+    if promos:
+        parts += ["| outer step | moving average | dataset | R_k | PQ size |", "|---|---|---|---|---|"]
+        parts += [f"| {p['step']} | {p['rbar']:.4f} | {p['dataset']} | {p['R_k']:.4f} | {p['pq_size']} |"
+                  for p in promos]
+    else:
+        parts.append("No promotion: the moving average of the teacher reward never exceeded tau "
+                     f"= {cfg.soar.tau}.")
+    if teacher_metrics:
+        teacher_plot(teacher_metrics, cfg.soar.window, out / "teacher_reward.png")
+        parts += ["", "## Teacher reward", "", "![teacher reward](teacher_reward.png)", ""]
+    md = "\n".join(parts) + "\n"
+    from soar.io import atomic_write_text
+
+    atomic_write_text(out / "report.md", md)
+    print(md)
+    return md
+
+
+def teacher_plot(metrics: dict[str, list[dict]], window: int, path: str | Path) -> None:
+    """Rhat per outer step and its moving average, and the baseline student's Q_R accuracy."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for name, rows in metrics.items():
+        steps = [r["step"] for r in rows]
+        rhat = [r["rhat"] for r in rows]
+        ma = [sum(rhat[max(0, i - window + 1) : i + 1]) / len(rhat[max(0, i - window + 1) : i + 1])
+              for i in range(len(rhat))]
+        (line,) = axes[0].plot(steps, rhat, alpha=0.4, label=f"{name}: R-hat")
+        axes[0].plot(steps, ma, color=line.get_color(), label=f"{name}: moving average (m={window})")
+        axes[1].plot(steps, [r["baseline_acc"] for r in rows], label=name)
+    axes[0].set_xlabel("outer step")
+    axes[0].set_ylabel("teacher reward")
+    axes[0].legend(fontsize=7)
+    axes[1].set_xlabel("outer step")
+    axes[1].set_ylabel("baseline student accuracy on Q_R")
+    axes[1].legend(fontsize=7)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

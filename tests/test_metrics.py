@@ -74,3 +74,16 @@ def test_ngram_embeddings_separate_kinds():
     varied = ngram_embeddings(["12345 a+11111", "999 a*7", "50000 a-12345 b+10000", "31 a*2"] * 2)
     assert vendi_score(same) == pytest.approx(1.0)
     assert vendi_score(varied) > 1.5
+
+
+def test_slope_checkpoint_on_hand_made_curves():
+    from soar.metrics import slope_checkpoint
+
+    # A ramp from step 10 to 30, flat afterwards: the smoothed slope is steepest mid-ramp and falls below
+    # 15% of its maximum shortly after the ramp ends (the centred window of 5 blurs it by 2 steps).
+    curve = [0.0] * 10 + [i / 20 for i in range(20)] + [1.0] * 30
+    step = slope_checkpoint(curve, window=5, frac=0.15)
+    assert 29 <= step <= 33
+    assert slope_checkpoint([1.0, 0.5, 0.2, 0.1]) == 0  # never rises
+    assert slope_checkpoint([0.0, 1.0, 2.0, 3.0], window=1) == 3  # never flattens
+    assert slope_checkpoint([0.3]) == 0

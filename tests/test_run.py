@@ -1,0 +1,80 @@
+"""`soar run` end to end at toy sizes, and the question-set analysis."""
+
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+
+from soar.evaluate import EvalConfig
+from soar.loop import ConfigMismatch, SoarConfig, TeacherConfig
+from soar.model import DEFAULT_MODEL
+from soar.problems import Problem, save_problems
+from soar.rloo import RLOOConfig
+from soar.run import RunConfig, StudentConfig, question_stats, run_main
+from soar.world import ARITHMETIC
+from soar.world.arithmetic import make_problem
+
+
+def test_question_stats_counts_correct_answers_and_levels():
+    rng = random.Random(0)
+    ps = [make_problem("add", 0, rng) for _ in range(3)]
+    wrong = Problem("add", 0, ps[0].question, "00000" if ps[0].answer != "00000" else "00001")
+    junk = Problem("teacher", -1, "what is love", "42")
+    s = question_stats([*ps, wrong, junk], ARITHMETIC, RunConfig(vendi_size=4, vendi_samples=3))
+    assert s["n"] == 5
+    assert s["answer_correct"] == pytest.approx(3 / 4)  # the junk question has no known truth
+    assert s["histogram"] == {"add:0": 4, "unparsed": 1}
+    assert 1.0 <= s["vendi"] <= 4.0 + 1e-9
+
+
+def toy_run(hard_dir, out, **kw) -> RunConfig:
+    base = dict(
+        model=str(DEFAULT_MODEL), hard_dir=str(hard_dir), out=str(out), seeds=(0,), questions=4, threads=1,
+        vendi_size=4, vendi_samples=2,
+        soar=SoarConfig(outer_steps=2, r=1, qr_size=4, qr_samples=2, tau=-1.0, window=1, intrinsic_samples=2,
+                        teacher=TeacherConfig(n=2, g=2, max_new_tokens=150),
+                        inner=RLOOConfig(steps=1, batch_size=2, group_size=2, max_new_tokens=56)),
+        student=StudentConfig(steps=2, synthetic_steps=1, rloo=RLOOConfig(batch_size=2, group_size=2,
+                                                                           max_new_tokens=56)),
+        eval=EvalConfig(n=2, ks=(1, 2), max_new_tokens=56),
+    )
+    base.update(kw)
+    return RunConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def hard_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("hard")
+    rng = random.Random(0)
+    save_problems(d / "train.jsonl", [make_problem("mix", 5, rng) for _ in range(8)])
+    save_problems(d / "test.jsonl", [make_problem("mix", 5, rng) for _ in range(3)])
+    return d
+
+
+def test_main_job_at_toy_sizes_writes_the_report(hard_dir, tmp_path):
+    out = tmp_path / "main"
+    table = run_main(toy_run(hard_dir, out))
+    assert set(table) == {"base", "hard_only", "base_t", "grounded_t", "intrinsic_t", "pq", "ps"}
+    report = (out / "report.md").read_text()
+    for name in ("Hard-Only", "Base-T", "Grounded-T", "Intrinsic-T", "PQ", "PS", "Vendi", "Promotions"):
+        assert name in report
+    assert (out / "pass_at_k.png").stat().st_size > 0 and (out / "teacher_reward.png").stat().st_size > 0
+    stats = json.loads((out / "question_stats.json").read_text())
+    assert stats["pq"]["n"] == 2 * 2  # tau = -1: both outer steps promote one dataset of n = 2
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 7
+    # Resuming a finished run redoes nothing; a changed config is refused.
+    run_main(toy_run(hard_dir, out, resume=True))
+    assert len((out / "results.jsonl").read_text().splitlines()) == 7
+    with pytest.raises(ConfigMismatch, match="questions"):
+        run_main(toy_run(hard_dir, out, resume=True, questions=5))
+    with pytest.raises(FileExistsError, match="--resume"):
+        run_main(toy_run(hard_dir, out))
+
+
+def test_cli_run_resume_refuses_a_missing_folder(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "soar.cli", "run", "--resume", str(tmp_path / "nope")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "nothing to resume" in r.stderr
