@@ -86,11 +86,16 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override one config value, e.g. --set rloo.lr=1e-4 (repeatable)")
         p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+        if name == "make-hard":
+            p.add_argument("--rescreen", action=argparse.BooleanOptionalAction, default=None,
+                           help="screen the survivors again with k fresh samples (default: on)")
         if name in ("teach", "run"):
             p.add_argument("--resume", metavar="DIR", help="continue the run in DIR with its saved config "
                            "(a run killed at any moment loses at most the outer step in flight)")
     args = parser.parse_args(argv)
     cls, fn, _ = commands[args.command]
+    if getattr(args, "rescreen", None) is not None:
+        args.set = [*args.set, f"rescreen={'true' if args.rescreen else 'false'}"]
     resume = getattr(args, "resume", None)
     if resume:
         saved = Path(resume) / "config.yaml"

@@ -28,8 +28,9 @@ def teacher_document(question: str, answer: str, reasoning: str = "") -> str:
 
 # The paper's own prompt closes the question with an unslashed <question>; accept both. Reasoning may
 # stand outside the tags, also between them.
-_QA_RE = re.compile(r"<question>(.*?)(?:</question>|<question>)(?:(?!<question>).)*?<answer>(.*?)</answer>",
-                    re.DOTALL)
+_QA_RE = re.compile(
+    r"<question>((?:(?!</?question>).)*?)(?:</question>|<question>)(?:(?!<question>).)*?<answer>(.*?)</answer>",
+    re.DOTALL)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,10 @@ and a resumed run equals an uninterrupted one with the same seed on CPU (every r
 seeded from (seed, t, ...), so nothing depends on state that is not saved).
 
 Departures from the paper (documented in the README):
-- `qr_samples` > 0 scores Q_R by the mean correctness of that many temperature-1 samples instead of one
-  greedy answer (a denser reward for tiny models); 0 (default) is the paper's greedy accuracy.
+- `qr_metric` chooses Acc(., Q_R): "greedy" (the paper: one greedy answer per question), "sampled" (mean
+  correctness of `qr_samples` temperature-1 samples) or "partial" (the world's partial credit of the greedy
+  answer; arithmetic: the share of steps right before the first mistake). The last two are denser rewards
+  for tiny models whose greedy accuracy on fail@k problems stays 0 after a few inner steps.
 - After a promotion the reward window is cleared (later rewards are gains over the new baseline).
 """
 
@@ -41,7 +43,7 @@ from soar.model import DEFAULT_MODEL, clone_model, frozen, load_policy, save_pol
 from soar.problems import Problem, load_problems, save_problems
 from soar.rewards import dataset_reward, learnability_reward, promotion_decision
 from soar.rloo import RLOOConfig, cycling_batches, lr_lambda, policy_update, rloo_advantages, train_rloo
-from soar.sampling import encode_prompts
+from soar.sampling import encode_prompts, sample
 from soar.teacher import TeacherSample, as_problems, write_datasets
 from soar.world import ARITHMETIC, World
 
@@ -63,8 +65,8 @@ class TeacherConfig:
     schedule: str = "cosine"
     kl_coef: float = 0.001
     temperature: float = 1.0
-    max_new_tokens: int = 128
-    """paper 512; a teacher document of the arithmetic world is about 95 characters"""
+    max_new_tokens: int = 200
+    """paper 512; a teacher document of the arithmetic world (with its transcript) is about 195 characters"""
     max_attempts: float = 8.0
     """give up the step after max_attempts x g x n samples without g x n valid pairs"""
     grad_clip: float = 1.0
@@ -92,8 +94,10 @@ class SoarConfig:
     """student copies per dataset (paper 4)"""
     qr_size: int = 64
     """|Q_R| per outer step (paper 64)"""
-    qr_samples: int = 0
-    """0 = greedy accuracy on Q_R (paper); m > 0 = mean correctness of m samples at temperature 1"""
+    qr_metric: str = "greedy"
+    """Acc(student, Q_R): greedy (paper) | sampled (qr_samples at temperature 1) | partial (world's credit)"""
+    qr_samples: int = 8
+    """samples per Q_R question for qr_metric=sampled"""
     intrinsic_samples: int = 32
     """Intrinsic-T: samples per question for the success rate s_i (paper 32)"""
     window: int = 3
@@ -114,6 +118,8 @@ class SoarConfig:
     """also keep teacher checkpoints every k outer steps (0 = only the latest)"""
 
     def __post_init__(self) -> None:
+        if self.qr_metric not in ("greedy", "sampled", "partial"):
+            raise ValueError(f"qr_metric must be greedy, sampled or partial, got {self.qr_metric!r}")
         if self.reward not in ("grounded", "intrinsic"):
             raise ValueError(f"reward must be 'grounded' or 'intrinsic', got {self.reward!r}")
         if self.teacher.g < 2:
@@ -142,10 +148,17 @@ def _seed(*parts: int) -> int:
 
 
 def qr_accuracy(model, tokenizer, world: World, problems: list[Problem], cfg: SoarConfig, seed: int) -> float:
-    """Acc(student, Q_R): greedy (paper) or the mean of `qr_samples` samples."""
-    if cfg.qr_samples <= 0:
+    """Acc(student, Q_R) by `cfg.qr_metric`."""
+    if cfg.qr_metric == "greedy":
         counts = correct_counts(model, tokenizer, world, problems, 1, 0.0, cfg.eval_max_new_tokens, seed)
         return sum(counts) / len(problems)
+    if cfg.qr_metric == "partial":
+        if world.partial_credit is None:
+            raise ValueError(f"qr_metric=partial: the {world.name} world has no partial credit")
+        out = sample(model, tokenizer, [world.student_prompt(p.question) for p in problems], 1, temperature=0.0,
+                     max_new_tokens=cfg.eval_max_new_tokens, seed=seed)
+        return sum(world.partial_credit(p.question, o[0].text) for p, o in zip(problems, out, strict=True)) / len(
+            problems)
     counts = correct_counts(model, tokenizer, world, problems, cfg.qr_samples, 1.0, cfg.eval_max_new_tokens, seed)
     return sum(counts) / (len(problems) * cfg.qr_samples)
 

@@ -47,7 +47,7 @@ class PremiseConfig:
     stones: tuple[str, ...] = ("mix:1", "mix:2", "add:1", "sub:1")
     """stepping stones as family:level (level = number of hard steps)"""
     edge_problems: int = 24
-    """problems per family/level cell of the edge table"""
+    """problems per family/level cell of the edge table (0 = skip it, e.g. in a parallel worker)"""
     rloo: RLOOConfig = field(default_factory=RLOOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     threads: int = 2
@@ -102,7 +102,7 @@ def run_premise(cfg: PremiseConfig) -> dict:
     results_path = out / "results.jsonl"
     done = {(r["arm"], r["seed"]) for r in read_jsonl(results_path)} if results_path.exists() else set()
 
-    if not (out / "edge.json").exists():
+    if cfg.edge_problems > 0 and not (out / "edge.json").exists():
         print("measuring the base model's edge of learnability ...")
         atomic_write_text(out / "edge.json", json.dumps(edge_table(base, tokenizer, cfg), indent=1))
 
@@ -127,7 +127,8 @@ def run_premise(cfg: PremiseConfig) -> dict:
             print(f"[seed {seed}] {arm}: " + ", ".join(f"{k}={v:.3f}" for k, v in summary.items()
                                                          if isinstance(v, float)))
     results = read_jsonl(results_path)
-    report = write_report(cfg, results, json.loads((out / "edge.json").read_text()))
+    edge = json.loads((out / "edge.json").read_text()) if (out / "edge.json").exists() else []
+    report = write_report(cfg, results, edge)
     return report
 
 
@@ -148,5 +149,9 @@ def write_report(cfg: PremiseConfig, results: list[dict], edge: list[dict]) -> d
     md = premise_markdown(table, edge, manifest, cfg)
     atomic_write_text(out / "premise.md", md)
     pass_at_k_plot(table, cfg.eval.ks, out / "premise.png", "Held-out hard TEST set")
+    if edge:
+        from soar.report import edge_plot
+
+        edge_plot(edge, out / "edge.png")
     print(md)
     return table

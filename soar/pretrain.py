@@ -42,6 +42,8 @@ class PretrainConfig:
     """AdamW weight decay"""
     threads: int = 2
     """torch CPU threads"""
+    init: str | None = None
+    """continue from this model folder instead of a fresh initialisation (`model` is then ignored)"""
     model: TinyModelConfig = field(default_factory=TinyModelConfig)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
 
@@ -87,8 +89,13 @@ def cosine_lr(step: int, total: int, warmup: int, floor: float = 0.1) -> float:
 def pretrain(cfg: PretrainConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     rng = random.Random(cfg.seed)
-    tokenizer = build_char_tokenizer()
-    model = build_tiny_model(tokenizer, cfg.model, cfg.seed)
+    if cfg.init:
+        from soar.model import load_policy
+
+        model, tokenizer = load_policy(cfg.init)
+    else:
+        tokenizer = build_char_tokenizer()
+        model = build_tiny_model(tokenizer, cfg.model, cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s, cfg.steps, cfg.warmup))
     model.train()

@@ -36,13 +36,15 @@ def premise_markdown(table, edge: list[dict], manifest: dict, cfg) -> str:
                  f"{cfg.eval.temperature}), mean ± SD over {seeds} seed(s); {cfg.rloo.steps} RLOO steps per arm, "
                  f"the curriculum spending the first {cfg.curriculum_steps} on stepping stones "
                  f"({', '.join(cfg.stones)}).")
-    parts += ["", pass_at_k_table(table, cfg.eval.ks, ARM_NAMES), ""]
+    parts += ["", pass_at_k_table(table, cfg.eval.ks, ARM_NAMES), "", "![pass@k](premise.png)", ""]
     if manifest:
         parts.append(f"Hard sets: pool {manifest.get('pool')}, fail@{manifest.get('k')} on the first pass "
                      f"{manifest.get('fail_first_pass')}, on both passes {manifest.get('fail_both_passes')}; "
                      f"train {manifest.get('train')}, test {manifest.get('test')} ({manifest.get('source')}).")
         parts.append("")
-    parts += ["## Base model by family and level (edge of learnability)", "",
+    if not edge:
+        return "\n".join(parts) + "\n"
+    parts += ["## Base model by family and level (edge of learnability)", "", "![edge](edge.png)", "",
               "| family | level | pass@1 | pass@32 | greedy |", "|---|---|---|---|---|"]
     for r in edge:
         top = max(k for k in (int(x.split("@")[1]) for x in r if x.startswith("pass@")))

@@ -31,3 +31,13 @@ def test_roundtrip_of_teacher_document():
 
 def test_student_prompt():
     assert student_prompt("1+2") == "User: 1+2 Assistant: "
+
+
+def test_reasoning_between_the_tags_is_allowed():
+    doc = teacher_document("11111 +11111", "22222", "User: 11111 +11111 Assistant: 11111 =22222")
+    assert parse_teacher_output(doc) == QAPair("11111 +11111", "22222")
+    # a box in the reasoning does not replace the one inside <answer>
+    assert parse_teacher_output("<question>q</question> \\boxed{1} <answer>\\boxed{2}</answer>") == QAPair("q", "2")
+    # a second <question> between the tags breaks the pair: the later, well-formed pair is taken
+    text = "<question>a</question> junk <question>b</question><answer>\\boxed{3}</answer>"
+    assert parse_teacher_output(text) == QAPair("b", "3")

@@ -29,8 +29,8 @@ def hard_dir(tmp_path_factory):
 def toy(hard_dir, out, **kw) -> SoarConfig:
     base = dict(
         model=str(DEFAULT_MODEL), hard_dir=str(hard_dir), out=str(out), outer_steps=3, r=2, qr_size=4,
-        qr_samples=2, tau=-1.0, window=1, threads=1,
-        teacher=TeacherConfig(n=3, g=2, max_new_tokens=110, lr=1e-4, warmup=0),
+        qr_metric="sampled", qr_samples=2, tau=-1.0, window=1, threads=1,
+        teacher=TeacherConfig(n=3, g=2, max_new_tokens=200, lr=1e-4, warmup=0),
         inner=RLOOConfig(steps=2, batch_size=2, group_size=2, max_new_tokens=56),
     )
     base.update(kw)
@@ -57,7 +57,7 @@ def test_shipped_teacher_writes_valid_datasets():
     from soar.model import load_policy
 
     model, tok = load_policy(DEFAULT_MODEL)
-    ds, stats = write_datasets(model, tok, ARITHMETIC, 2, 3, temperature=1.0, max_new_tokens=110, seed=0)
+    ds, stats = write_datasets(model, tok, ARITHMETIC, 2, 3, temperature=1.0, max_new_tokens=200, seed=0)
     assert [len(d) for d in ds] == [3, 3]
     assert stats["attempts"] >= 6 and 0 <= stats["invalid_rate"] < 1
     assert all(valid_pair(ARITHMETIC, s.text) == s.pair for d in ds for s in d)
@@ -92,7 +92,7 @@ def teacher_moved(out) -> bool:
 
 def test_intrinsic_reward_runs_without_students(hard_dir, tmp_path):
     cfg = toy(hard_dir, tmp_path / "intr", reward="intrinsic", outer_steps=1, intrinsic_samples=8,
-              teacher=TeacherConfig(n=12, g=2, max_new_tokens=110, lr=1e-4, warmup=0))
+              teacher=TeacherConfig(n=12, g=2, max_new_tokens=200, lr=1e-4, warmup=0))
     out = run_soar(cfg, progress=False)
     m = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
     assert all(0.0 <= r <= 1.0 for r in m["R"])

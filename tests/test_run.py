@@ -33,8 +33,8 @@ def toy_run(hard_dir, out, **kw) -> RunConfig:
     base = dict(
         model=str(DEFAULT_MODEL), hard_dir=str(hard_dir), out=str(out), seeds=(0,), questions=4, threads=1,
         vendi_size=4, vendi_samples=2,
-        soar=SoarConfig(outer_steps=2, r=1, qr_size=4, qr_samples=2, tau=-1.0, window=1, intrinsic_samples=2,
-                        teacher=TeacherConfig(n=2, g=2, max_new_tokens=150),
+        soar=SoarConfig(outer_steps=2, r=1, qr_size=4, qr_metric="sampled", qr_samples=2, tau=-1.0, window=1, intrinsic_samples=2,
+                        teacher=TeacherConfig(n=2, g=2, max_new_tokens=200),
                         inner=RLOOConfig(steps=1, batch_size=2, group_size=2, max_new_tokens=56)),
         student=StudentConfig(steps=2, synthetic_steps=1, rloo=RLOOConfig(batch_size=2, group_size=2,
                                                                            max_new_tokens=56)),

@@ -141,3 +141,14 @@ def test_is_equal(gold, pred, ok):
 def test_parse_int_never_raises():
     for junk in ["", "--1", "1-", "١٢", "0x10", "1" * 13, "nan", "{}"]:
         assert parse_int(junk) is None
+
+
+def test_step_credit_counts_steps_before_the_first_mistake():
+    from soar.world.arithmetic import step_credit
+
+    q = "61044 +34966 -28188 +10000 -12345 +00001"
+    assert step_credit(q, "61044 =96010 =67822 =77822 =65477 =65478 \\boxed{65478}") == 1.0
+    assert step_credit(q, "61044 =96010 =67822 =77821 =65477 =65478 \\boxed{65478}") == 0.4
+    assert step_credit(q, "61044 =96011 =67822") == 0.0
+    assert step_credit(q, "") == 0.0 and step_credit("not a question", "=96010") == 0.0
+    assert step_credit(q, "=96010 =67822 junk =77822") == 0.6  # values are read in order, text between ignored

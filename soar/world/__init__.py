@@ -25,6 +25,9 @@ class World:
     """question -> (family, level) where the world can tell (arithmetic), for difficulty histograms"""
     true_answer: Callable[[str], str | None] | None = None
     """question -> the exact answer where the world knows it (arithmetic), to measure teacher correctness"""
+    partial_credit: Callable[[str, str], float] | None = None
+    """(question, completion) -> [0, 1] progress toward the answer (arithmetic: steps right before the first
+    mistake); only for the optional dense Q_R metric of the SOAR loop"""
 
 
 
@@ -35,4 +38,4 @@ def _arith_truth(question: str) -> str | None:
 
 
 ARITHMETIC = World("arithmetic", student_prompt, arithmetic.is_equal, TEACHER_PROMPT_ARITH,
-                   arithmetic.classify, _arith_truth)
+                   arithmetic.classify, _arith_truth, arithmetic.step_credit)

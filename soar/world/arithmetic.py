@@ -240,6 +240,25 @@ def noisy_answer(question: str, rng: random.Random, p_slip: float) -> int | None
 
 # --------------------------------------------------------------------------------------------------------
 # Checking answers
+_STEP_RE = re.compile(r"=(\d{5})")
+
+
+def step_credit(question: str, completion: str) -> float:
+    """Partial credit of a worked solution: the share of the STEPS register values written right before the
+    first mistake (0.0 when the question is outside the grammar). Never raises."""
+    v = values(question)
+    if v is None or not completion:
+        return 0.0
+    written = [int(x) for x in _STEP_RE.findall(completion)[:STEPS]]
+    right = 0
+    for w, t in zip(written, v[1:], strict=False):
+        if w != t:
+            break
+        right += 1
+    return right / STEPS
+
+
+
 def parse_int(text: str | None) -> int | None:
     """An integer from the boxed text (spaces and a leading + allowed), else None. Never raises."""
     if text is None:

@@ -30,6 +30,10 @@ class CorpusConfig:
     """weights of add, sub, mix, mul among solved (student-format) documents"""
     teacher_slip: float = 0.5
     """probability that the careless solver of teacher documents slips on each step"""
+    teacher_reasoning: str = "none"
+    """what teacher documents carry between the question and the answer tags: none | scratchpad (the
+    careless solver's register values) | transcript (a student-format transcript of the careless solver:
+    `User: <question> Assistant: <values>`, so the teacher reuses the student's way of computing)"""
 
 
 def pretraining_document(rng: random.Random, cfg: CorpusConfig) -> tuple[str, str]:
@@ -40,7 +44,9 @@ def pretraining_document(rng: random.Random, cfg: CorpusConfig) -> tuple[str, st
         v = noisy_values(p.question, rng, cfg.teacher_slip)
         assert v is not None
         scratch = fmt(v[0]) + "".join(f" ={fmt(x)}" for x in v[1:])
-        return TEACHER_PROMPT_ARITH, teacher_document(p.question, fmt(v[-1]), scratch)
+        reasoning = {"none": "", "scratchpad": scratch,
+                     "transcript": student_prompt(p.question) + scratch}[cfg.teacher_reasoning]
+        return TEACHER_PROMPT_ARITH, teacher_document(p.question, fmt(v[-1]), reasoning)
     family = rng.choices(FAMILIES, weights=cfg.family_weights)[0]
     p = make_problem(family, None, rng, natural=True)
     return student_prompt(p.question), worked_solution(p.question)  # type: ignore[return-value]
