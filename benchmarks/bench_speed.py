@@ -44,10 +44,17 @@ def bench_hf_generate(model, tok, batch: int, max_new: int) -> float:
     with torch.no_grad():
         model.generate(**enc, max_new_tokens=4, do_sample=True, pad_token_id=tok.pad_token_id)
         t = time.perf_counter()
-        out = model.generate(**enc, max_new_tokens=max_new, do_sample=True, temperature=1.0, top_k=0,
-                             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        out = model.generate(
+            **enc,
+            max_new_tokens=max_new,
+            do_sample=True,
+            temperature=1.0,
+            top_k=0,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
         dt = time.perf_counter() - t
-    new = out[:, enc.input_ids.shape[1]:]
+    new = out[:, enc.input_ids.shape[1] :]
     n = 0
     for row in new.tolist():
         n += (row.index(tok.eos_token_id) + 1) if tok.eos_token_id in row else len(row)
@@ -64,8 +71,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model, tok = load_policy(args.model)
     max_new = 128
-    res: dict = {"machine": platform.processor() or platform.machine(), "threads": args.threads,
-                 "torch": torch.__version__, "parameters": sum(p.numel() for p in model.parameters())}
+    res: dict = {
+        "machine": platform.processor() or platform.machine(),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
     for b in (64, 256):
         res[f"sample_tok_s_batch{b}"] = round(bench_sampling(model, tok, b, max_new))
     res["hf_generate_tok_s_batch64"] = round(bench_hf_generate(model, tok, 64, max_new))

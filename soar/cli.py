@@ -12,8 +12,8 @@ from soar.config import ConfigError, dump_config, load_config
 from soar.evaluate import EvalConfig
 from soar.io import DataError
 from soar.loop import ConfigMismatch
-from soar.teacher import TeacherFormatError
 from soar.model import DEFAULT_MODEL
+from soar.teacher import TeacherFormatError
 
 
 @dataclass
@@ -61,9 +61,9 @@ def _eval(cfg: EvalCommandConfig) -> None:
 def _commands():
     from soar.hardset import HardSetConfig, make_hard
     from soar.loop import SoarConfig, run_soar
-    from soar.run import RunConfig, run_main
     from soar.premise import PremiseConfig, run_premise
     from soar.pretrain import PretrainConfig, pretrain
+    from soar.run import RunConfig, run_main
 
     return {
         "pretrain": (PretrainConfig, pretrain, "train the tiny arithmetic base model from scratch"),
@@ -80,18 +80,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="soar", description="SOAR: teachers that write stepping stones.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (cls, _, help_) in commands.items():
-        p = sub.add_parser(name, help=help_, description=f"{help_}. Config: {cls.__name__} "
-                           "(see --print-config for every key and its default).")
+        p = sub.add_parser(
+            name,
+            help=help_,
+            description=f"{help_}. Config: {cls.__name__} (see --print-config for every key and its default).",
+        )
         p.add_argument("--config", help="YAML/JSON file of config values")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override one config value, e.g. --set rloo.lr=1e-4 (repeatable)")
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override one config value, e.g. --set rloo.lr=1e-4 (repeatable)",
+        )
         p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
         if name == "make-hard":
-            p.add_argument("--rescreen", action=argparse.BooleanOptionalAction, default=None,
-                           help="screen the survivors again with k fresh samples (default: on)")
+            p.add_argument(
+                "--rescreen",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help="screen the survivors again with k fresh samples (default: on)",
+            )
         if name in ("teach", "run"):
-            p.add_argument("--resume", metavar="DIR", help="continue the run in DIR with its saved config "
-                           "(a run killed at any moment loses at most the outer step in flight)")
+            p.add_argument(
+                "--resume",
+                metavar="DIR",
+                help="continue the run in DIR with its saved config "
+                "(a run killed at any moment loses at most the outer step in flight)",
+            )
     args = parser.parse_args(argv)
     cls, fn, _ = commands[args.command]
     if getattr(args, "rescreen", None) is not None:

@@ -29,6 +29,7 @@ def sentence_embeddings(texts: Sequence[str], model: str = "all-MiniLM-L6-v2") -
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as e:
-        raise ImportError("sentence embeddings need `pip install sentence-transformers`; "
-                          "or use the n-gram embedding") from e
+        raise ImportError(
+            "sentence embeddings need `pip install sentence-transformers`; or use the n-gram embedding"
+        ) from e
     return np.asarray(SentenceTransformer(model).encode(list(texts), normalize_embeddings=True))

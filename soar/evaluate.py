@@ -53,18 +53,28 @@ def correct_counts(
 ) -> list[int]:
     """Number of correct samples out of n, per problem."""
     prompts = [world.student_prompt(p.question) for p in problems]
-    out = sample(model, tokenizer, prompts, n, temperature=temperature, max_new_tokens=max_new_tokens,
-                 seed=seed, batch_size=batch_size)
+    out = sample(
+        model,
+        tokenizer,
+        prompts,
+        n,
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        batch_size=batch_size,
+    )
     from soar.verifiers import extract_boxed
 
-    return [sum(bool(world.is_equal(p.answer, extract_boxed(s.text) or "")) for s in row)
-            for p, row in zip(problems, out, strict=True)]
+    return [
+        sum(bool(world.is_equal(p.answer, extract_boxed(s.text) or "")) for s in row)
+        for p, row in zip(problems, out, strict=True)
+    ]
 
 
-def greedy_correct(model, tokenizer, world: World, problems: list[Problem], max_new_tokens: int,
-                   batch_size: int = 256) -> list[bool]:
-    return [c == 1 for c in correct_counts(model, tokenizer, world, problems, 1, 0.0, max_new_tokens, 0,
-                                           batch_size)]
+def greedy_correct(
+    model, tokenizer, world: World, problems: list[Problem], max_new_tokens: int, batch_size: int = 256
+) -> list[bool]:
+    return [c == 1 for c in correct_counts(model, tokenizer, world, problems, 1, 0.0, max_new_tokens, 0, batch_size)]
 
 
 def evaluate(
@@ -77,17 +87,28 @@ def evaluate(
 ) -> tuple[dict, list[dict]]:
     """(summary, per-problem records). Summary keys: `pass@k`, `greedy`, `solved` (problems with >= 1
     correct sample), `n_problems`."""
-    counts = correct_counts(model, tokenizer, world, problems, cfg.n, cfg.temperature, cfg.max_new_tokens,
-                            seed, cfg.batch_size)
-    greedy = (greedy_correct(model, tokenizer, world, problems, cfg.max_new_tokens, cfg.batch_size)
-              if cfg.greedy else [False] * len(problems))
+    counts = correct_counts(
+        model, tokenizer, world, problems, cfg.n, cfg.temperature, cfg.max_new_tokens, seed, cfg.batch_size
+    )
+    greedy = (
+        greedy_correct(model, tokenizer, world, problems, cfg.max_new_tokens, cfg.batch_size)
+        if cfg.greedy
+        else [False] * len(problems)
+    )
     summary = {f"pass@{k}": mean_pass_at_k([(cfg.n, c) for c in counts], k) for k in cfg.ks}
     summary["greedy"] = sum(greedy) / len(problems) if cfg.greedy else float("nan")
     summary["solved"] = sum(c > 0 for c in counts)
     summary["n_problems"] = len(problems)
     records = [
-        {"question": p.question, "answer": p.answer, "family": p.family, "level": p.level, "n": cfg.n,
-         "correct": c, "greedy_correct": g}
+        {
+            "question": p.question,
+            "answer": p.answer,
+            "family": p.family,
+            "level": p.level,
+            "n": cfg.n,
+            "correct": c,
+            "greedy_correct": g,
+        }
         for p, c, g in zip(problems, counts, greedy, strict=True)
     ]
     return summary, records

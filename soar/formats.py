@@ -30,7 +30,8 @@ def teacher_document(question: str, answer: str, reasoning: str = "") -> str:
 # stand outside the tags, also between them.
 _QA_RE = re.compile(
     r"<question>((?:(?!</?question>).)*?)(?:</question>|<question>)(?:(?!<question>).)*?<answer>(.*?)</answer>",
-    re.DOTALL)
+    re.DOTALL,
+)
 
 
 @dataclass(frozen=True)

@@ -57,8 +57,18 @@ class HardSetConfig:
     threads: int = 2
 
 
-def screen(model, tokenizer, world: World, problems: list[Problem], k: int, chunk: int, temperature: float,
-           max_new_tokens: int, seed: int, desc: str = "screen") -> list[bool]:
+def screen(
+    model,
+    tokenizer,
+    world: World,
+    problems: list[Problem],
+    k: int,
+    chunk: int,
+    temperature: float,
+    max_new_tokens: int,
+    seed: int,
+    desc: str = "screen",
+) -> list[bool]:
     """True for each problem with 0 correct out of k samples."""
     alive = list(range(len(problems)))
     drawn = 0
@@ -68,15 +78,26 @@ def screen(model, tokenizer, world: World, problems: list[Problem], k: int, chun
         round_seed = rng.randrange(2**31)
         block = max(1, 2048 // n)  # problems per sampling call, so the bar moves every few seconds
         still: list[int] = []
-        bar = tqdm(total=len(alive), unit="problem", leave=False,
-                   desc=f"{desc}: samples {drawn + 1}-{drawn + n} of {k}")
+        bar = tqdm(
+            total=len(alive), unit="problem", leave=False, desc=f"{desc}: samples {drawn + 1}-{drawn + n} of {k}"
+        )
         for b in range(0, len(alive), block):
             ids = alive[b : b + block]
             prompts = [world.student_prompt(problems[i].question) for i in ids]
-            out = sample(model, tokenizer, prompts, n, temperature=temperature, max_new_tokens=max_new_tokens,
-                         seed=round_seed + b)
-            still += [i for i, row in zip(ids, out, strict=True)
-                      if not any(world.is_equal(problems[i].answer, extract_boxed(s.text) or "") for s in row)]
+            out = sample(
+                model,
+                tokenizer,
+                prompts,
+                n,
+                temperature=temperature,
+                max_new_tokens=max_new_tokens,
+                seed=round_seed + b,
+            )
+            still += [
+                i
+                for i, row in zip(ids, out, strict=True)
+                if not any(world.is_equal(problems[i].answer, extract_boxed(s.text) or "") for s in row)
+            ]
             bar.update(len(ids))
             bar.set_postfix(unsolved=len(still))
         bar.close()
@@ -105,18 +126,44 @@ def make_hard(cfg: HardSetConfig, world: World = ARITHMETIC) -> dict:
                 seen.add(p.question)
                 pool.append(p)
         source = f"arithmetic:{cfg.family} levels={list(cfg.levels)}"
-    fail = screen(model, tokenizer, world, pool, cfg.k, cfg.chunk, cfg.temperature, cfg.max_new_tokens,
-                  cfg.seed + 1, "fail@k pass 1")
+    fail = screen(
+        model,
+        tokenizer,
+        world,
+        pool,
+        cfg.k,
+        cfg.chunk,
+        cfg.temperature,
+        cfg.max_new_tokens,
+        cfg.seed + 1,
+        "fail@k pass 1",
+    )
     hard = [p for p, f in zip(pool, fail, strict=True) if f]
     n_first = len(hard)
     if cfg.rescreen and hard:
-        again = screen(model, tokenizer, world, hard, cfg.k, cfg.chunk, cfg.temperature, cfg.max_new_tokens,
-                       cfg.seed + 2, "fail@k pass 2")
+        again = screen(
+            model,
+            tokenizer,
+            world,
+            hard,
+            cfg.k,
+            cfg.chunk,
+            cfg.temperature,
+            cfg.max_new_tokens,
+            cfg.seed + 2,
+            "fail@k pass 2",
+        )
         hard = [p for p, f in zip(hard, again, strict=True) if f]
     rng.shuffle(hard)
     n_train = round(len(hard) * cfg.train_fraction)
-    prov = {"source": source, "k": cfg.k, "rescreen": cfg.rescreen, "seed": cfg.seed, "model": cfg.model,
-            "temperature": cfg.temperature}
+    prov = {
+        "source": source,
+        "k": cfg.k,
+        "rescreen": cfg.rescreen,
+        "seed": cfg.seed,
+        "model": cfg.model,
+        "temperature": cfg.temperature,
+    }
     train = [Problem(p.family, p.level, p.question, p.answer, {**p.meta, "provenance": prov}) for p in hard[:n_train]]
     test = [Problem(p.family, p.level, p.question, p.answer, {**p.meta, "provenance": prov}) for p in hard[n_train:]]
     out = Path(cfg.out)

@@ -155,10 +155,18 @@ def qr_accuracy(model, tokenizer, world: World, problems: list[Problem], cfg: So
     if cfg.qr_metric == "partial":
         if world.partial_credit is None:
             raise ValueError(f"qr_metric=partial: the {world.name} world has no partial credit")
-        out = sample(model, tokenizer, [world.student_prompt(p.question) for p in problems], 1, temperature=0.0,
-                     max_new_tokens=cfg.eval_max_new_tokens, seed=seed)
+        out = sample(
+            model,
+            tokenizer,
+            [world.student_prompt(p.question) for p in problems],
+            1,
+            temperature=0.0,
+            max_new_tokens=cfg.eval_max_new_tokens,
+            seed=seed,
+        )
         return sum(world.partial_credit(p.question, o[0].text) for p, o in zip(problems, out, strict=True)) / len(
-            problems)
+            problems
+        )
     counts = correct_counts(model, tokenizer, world, problems, cfg.qr_samples, 1.0, cfg.eval_max_new_tokens, seed)
     return sum(counts) / (len(problems) * cfg.qr_samples)
 
@@ -218,7 +226,8 @@ def _check_resume_config(out: Path, cfg: SoarConfig) -> None:
         diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
         raise ConfigMismatch(
             f"{out} was started with a different config (keys that differ: {', '.join(diff)}). "
-            f"Resume with the same config (see {out / 'config.yaml'}) or start a new run in another folder.")
+            f"Resume with the same config (see {out / 'config.yaml'}) or start a new run in another folder."
+        )
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -243,8 +252,9 @@ def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress:
         if cfg.resume:  # killed before the first checkpoint: start over in the same folder
             _truncate_logs(out, 0)
         elif out.exists() and any(out.iterdir()):
-            raise FileExistsError(f"{out} already holds a run: pass --set resume=true to continue it, "
-                                  f"or choose another --set out=DIR")
+            raise FileExistsError(
+                f"{out} already holds a run: pass --set resume=true to continue it, or choose another --set out=DIR"
+            )
         out.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, out / "config.yaml")
         state = RunState()
@@ -255,7 +265,8 @@ def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress:
     tcfg = cfg.teacher
     opt = torch.optim.AdamW(teacher.parameters(), lr=tcfg.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lr_lambda(RLOOConfig(steps=cfg.outer_steps, lr=tcfg.lr, warmup=tcfg.warmup, schedule=tcfg.schedule)))
+        opt, lr_lambda(RLOOConfig(steps=cfg.outer_steps, lr=tcfg.lr, warmup=tcfg.warmup, schedule=tcfg.schedule))
+    )
     if ckpt is not None:
         st = torch.load(ckpt / "teacher_optim.pt", weights_only=False)
         opt.load_state_dict(st["opt"])
@@ -278,8 +289,16 @@ def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress:
 
         # 2. The teacher writes groups x g datasets.
         datasets, gen_stats = write_datasets(
-            teacher, tokenizer, world, tcfg.groups * tcfg.g, tcfg.n, temperature=tcfg.temperature,
-            max_new_tokens=tcfg.max_new_tokens, seed=_seed(cfg.seed, t, 3), max_attempts=tcfg.max_attempts)
+            teacher,
+            tokenizer,
+            world,
+            tcfg.groups * tcfg.g,
+            tcfg.n,
+            temperature=tcfg.temperature,
+            max_new_tokens=tcfg.max_new_tokens,
+            seed=_seed(cfg.seed, t, 3),
+            max_attempts=tcfg.max_attempts,
+        )
 
         # 3. Inner loop (or the intrinsic reward).
         R: list[float] = []
@@ -288,9 +307,19 @@ def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress:
         for k, ds in enumerate(datasets):
             problems = as_problems(ds, world.classify)
             if cfg.reward == "intrinsic":
-                rates = [c / cfg.intrinsic_samples for c in correct_counts(
-                    baseline, tokenizer, world, problems, cfg.intrinsic_samples, 1.0, cfg.eval_max_new_tokens,
-                    _seed(cfg.seed, t, 4, k))]
+                rates = [
+                    c / cfg.intrinsic_samples
+                    for c in correct_counts(
+                        baseline,
+                        tokenizer,
+                        world,
+                        problems,
+                        cfg.intrinsic_samples,
+                        1.0,
+                        cfg.eval_max_new_tokens,
+                        _seed(cfg.seed, t, 4, k),
+                    )
+                ]
                 R.append(learnability_reward(rates))
                 student_R.append([R[-1]])
                 students.append([])
@@ -298,8 +327,14 @@ def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress:
             accs, sds = [], []
             for j in range(cfg.r):
                 student = clone_model(baseline)
-                train_rloo(student, tokenizer, world, cycling_batches(problems, cfg.inner.batch_size), cfg.inner,
-                           seed=_seed(cfg.seed, t, 5, k, j))
+                train_rloo(
+                    student,
+                    tokenizer,
+                    world,
+                    cycling_batches(problems, cfg.inner.batch_size),
+                    cfg.inner,
+                    seed=_seed(cfg.seed, t, 5, k, j),
+                )
                 accs.append(qr_accuracy(student, tokenizer, world, qr, cfg, _seed(cfg.seed, t, 2)))
                 sds.append({n: p.detach().clone() for n, p in student.state_dict().items()})
                 del student
@@ -311,8 +346,9 @@ def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress:
         rewards = torch.tensor(R, dtype=torch.float32).view(tcfg.groups, tcfg.g)
         adv = rloo_advantages(rewards).flatten().tolist()
         rows = [(teacher_prompt_ids, s.token_ids, adv[k]) for k, ds in enumerate(datasets) for s in ds]
-        tstats = policy_update(teacher, reference, opt, sched, rows, tcfg.kl_coef, tcfg.grad_clip,
-                               tcfg.micro_batch, pad)
+        tstats = policy_update(
+            teacher, reference, opt, sched, rows, tcfg.kl_coef, tcfg.grad_clip, tcfg.micro_batch, pad
+        )
 
         # 5. Promotion.
         rhat = sum(R) / len(R)
@@ -328,8 +364,16 @@ def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress:
             save_problems(out / "pq.jsonl", pq)
             ps_dir = out / "promoted" / f"ps{len(state.promotions)}_step{t}"
             save_policy(baseline, tokenizer, ps_dir)
-            event = {"step": t, "rbar": decision.rbar, "window": list(state.rhat_since_promotion[-cfg.window:]),
-                     "dataset": k, "student": j, "R_k": R[k], "pq_size": len(pq), "student_dir": str(ps_dir)}
+            event = {
+                "step": t,
+                "rbar": decision.rbar,
+                "window": list(state.rhat_since_promotion[-cfg.window :]),
+                "dataset": k,
+                "student": j,
+                "R_k": R[k],
+                "pq_size": len(pq),
+                "student_dir": str(ps_dir),
+            }
             state.promotions.append(event)
             append_jsonl(out / "promotions.jsonl", [event])
             state.rhat_since_promotion = []
@@ -340,20 +384,43 @@ def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress:
             for i, s in enumerate(ds):
                 truth = world.true_answer(s.pair.question) if world.true_answer else None
                 cls = world.classify(s.pair.question) if world.classify else None
-                qrows.append({"step": t, "dataset": k, "index": i, "question": s.pair.question,
-                              "answer": s.pair.answer, "valid": True, "reward": R[k], "advantage": adv[k],
-                              "answer_correct": None if truth is None else bool(world.is_equal(truth, s.pair.answer)),
-                              "family": cls[0] if cls else None, "level": cls[1] if cls else None})
+                qrows.append(
+                    {
+                        "step": t,
+                        "dataset": k,
+                        "index": i,
+                        "question": s.pair.question,
+                        "answer": s.pair.answer,
+                        "valid": True,
+                        "reward": R[k],
+                        "advantage": adv[k],
+                        "answer_correct": None if truth is None else bool(world.is_equal(truth, s.pair.answer)),
+                        "family": cls[0] if cls else None,
+                        "level": cls[1] if cls else None,
+                    }
+                )
         append_jsonl(out / "questions.jsonl", qrows)
-        metrics = {"step": t, "rhat": rhat, "rbar": decision.rbar, "R": R, "baseline_acc": base_acc,
-                   "promoted": promoted, "pq_size": len(pq), **gen_stats,
-                   "teacher_pg_loss": tstats["pg_loss"], "teacher_kl": tstats["kl"],
-                   "teacher_grad_norm": tstats["grad_norm"], "teacher_lr": sched.get_last_lr()[0],
-                   "seconds": round(time.time() - t0, 2)}
+        metrics = {
+            "step": t,
+            "rhat": rhat,
+            "rbar": decision.rbar,
+            "R": R,
+            "baseline_acc": base_acc,
+            "promoted": promoted,
+            "pq_size": len(pq),
+            **gen_stats,
+            "teacher_pg_loss": tstats["pg_loss"],
+            "teacher_kl": tstats["kl"],
+            "teacher_grad_norm": tstats["grad_norm"],
+            "teacher_lr": sched.get_last_lr()[0],
+            "seconds": round(time.time() - t0, 2),
+        }
         append_jsonl(out / "metrics.jsonl", [metrics])
         if tb is not None:
-            for key in ("rhat", "rbar", "baseline_acc", "invalid_rate", "teacher_kl", "pq_size"):
-                tb.add_scalar(key, metrics[key], t)
+            for key in ("rhat", "rbar", "baseline_acc", "invalid_rate", "teacher_kl", "teacher_grad_norm"):
+                tb.add_scalar(f"outer/{key}", metrics[key], t)
+            tb.add_scalar("promotion/pq_size", len(pq), t)
+            tb.add_scalar("promotion/count", len(state.promotions), t)
             tb.flush()
         state.step = t + 1
         save_checkpoint(out, state, teacher, tokenizer, opt, sched, baseline)

@@ -58,8 +58,10 @@ def parse_stones(specs: tuple[str, ...]) -> list[tuple[str, int]]:
     for s in specs:
         fam, _, lvl = s.partition(":")
         if fam not in FAMILIES or not lvl.isdigit() or int(lvl) not in LEVELS[fam]:
-            raise ValueError(f"bad stepping stone {s!r}: use family:level with family in {FAMILIES} and a level "
-                             f"from {LEVELS.get(fam, '?')}")
+            raise ValueError(
+                f"bad stepping stone {s!r}: use family:level with family in {FAMILIES} and a level "
+                f"from {LEVELS.get(fam, '?')}"
+            )
         out.append((fam, int(lvl)))
     return out
 
@@ -115,8 +117,11 @@ def run_premise(cfg: PremiseConfig) -> dict:
             history: list[dict] = []
             if arm != "base":
                 hard = cycling_batches(train, cfg.rloo.batch_size)
-                batches = hard if arm == "hard_only" else phased(
-                    stone_batches(stones, cfg.rloo.batch_size), cfg.curriculum_steps, hard)
+                batches = (
+                    hard
+                    if arm == "hard_only"
+                    else phased(stone_batches(stones, cfg.rloo.batch_size), cfg.curriculum_steps, hard)
+                )
                 print(f"[seed {seed}] training {arm} for {cfg.rloo.steps} steps")
                 history = train_rloo(model, tokenizer, ARITHMETIC, batches, cfg.rloo, seed=seed, progress=True)
                 write_jsonl(out / f"train_{arm}_seed{seed}.jsonl", history)
@@ -124,8 +129,9 @@ def run_premise(cfg: PremiseConfig) -> dict:
             write_jsonl(out / f"eval_{arm}_seed{seed}.jsonl", records)
             row = {"arm": arm, "seed": seed, **summary, "train_seconds": round(time.time() - t0, 1)}
             append_jsonl(results_path, [row])
-            print(f"[seed {seed}] {arm}: " + ", ".join(f"{k}={v:.3f}" for k, v in summary.items()
-                                                         if isinstance(v, float)))
+            print(
+                f"[seed {seed}] {arm}: " + ", ".join(f"{k}={v:.3f}" for k, v in summary.items() if isinstance(v, float))
+            )
     results = read_jsonl(results_path)
     edge = json.loads((out / "edge.json").read_text()) if (out / "edge.json").exists() else []
     report = write_report(cfg, results, edge)

@@ -24,8 +24,13 @@ class Problem:
 
     @staticmethod
     def from_dict(d: dict) -> Problem:
-        return Problem(str(d.get("family", "")), int(d.get("level", 0)), str(d["question"]), str(d["answer"]),
-                       dict(d.get("meta", {})))
+        return Problem(
+            str(d.get("family", "")),
+            int(d.get("level", 0)),
+            str(d["question"]),
+            str(d["answer"]),
+            dict(d.get("meta", {})),
+        )
 
 
 def load_problems(path: str | Path) -> list[Problem]:

@@ -24,32 +24,47 @@ def pass_at_k_table(table: dict[str, dict[str, tuple[float, float]]], ks, names:
         cells = [pm(stats[f"pass@{k}"]) for k in ks]
         solved = stats["solved"]
         n = int(stats["n_problems"][0])
-        lines.append(f"| {names.get(arm, arm)} | " + " | ".join(cells)
-                     + f" | {pm(stats['greedy'])} | {solved[0]:.1f} ± {solved[1]:.1f} (of {n}) |")
+        lines.append(
+            f"| {names.get(arm, arm)} | "
+            + " | ".join(cells)
+            + f" | {pm(stats['greedy'])} | {solved[0]:.1f} ± {solved[1]:.1f} (of {n}) |"
+        )
     return "\n".join(lines)
 
 
 def premise_markdown(table, edge: list[dict], manifest: dict, cfg) -> str:
     seeds = len(cfg.seeds)
     parts = ["# The premise: Hard-Only vs an oracle curriculum", ""]
-    parts.append(f"Held-out hard TEST set, pass@k in % from n={cfg.eval.n} samples (temperature "
-                 f"{cfg.eval.temperature}), mean ± SD over {seeds} seed(s); {cfg.rloo.steps} RLOO steps per arm, "
-                 f"the curriculum spending the first {cfg.curriculum_steps} on stepping stones "
-                 f"({', '.join(cfg.stones)}).")
+    parts.append(
+        f"Held-out hard TEST set, pass@k in % from n={cfg.eval.n} samples (temperature "
+        f"{cfg.eval.temperature}), mean ± SD over {seeds} seed(s); {cfg.rloo.steps} RLOO steps per arm, "
+        f"the curriculum spending the first {cfg.curriculum_steps} on stepping stones "
+        f"({', '.join(cfg.stones)})."
+    )
     parts += ["", pass_at_k_table(table, cfg.eval.ks, ARM_NAMES), "", "![pass@k](premise.png)", ""]
     if manifest:
-        parts.append(f"Hard sets: pool {manifest.get('pool')}, fail@{manifest.get('k')} on the first pass "
-                     f"{manifest.get('fail_first_pass')}, on both passes {manifest.get('fail_both_passes')}; "
-                     f"train {manifest.get('train')}, test {manifest.get('test')} ({manifest.get('source')}).")
+        parts.append(
+            f"Hard sets: pool {manifest.get('pool')}, fail@{manifest.get('k')} on the first pass "
+            f"{manifest.get('fail_first_pass')}, on both passes {manifest.get('fail_both_passes')}; "
+            f"train {manifest.get('train')}, test {manifest.get('test')} ({manifest.get('source')})."
+        )
         parts.append("")
     if not edge:
         return "\n".join(parts) + "\n"
-    parts += ["## Base model by family and level (edge of learnability)", "", "![edge](edge.png)", "",
-              "| family | level | pass@1 | pass@32 | greedy |", "|---|---|---|---|---|"]
+    parts += [
+        "## Base model by family and level (edge of learnability)",
+        "",
+        "![edge](edge.png)",
+        "",
+        "| family | level | pass@1 | pass@32 | greedy |",
+        "|---|---|---|---|---|",
+    ]
     for r in edge:
         top = max(k for k in (int(x.split("@")[1]) for x in r if x.startswith("pass@")))
-        parts.append(f"| {r['family']} | {r['level']} | {100 * r['pass@1']:.1f} | {100 * r[f'pass@{top}']:.1f} | "
-                     f"{100 * r['greedy']:.1f} |")
+        parts.append(
+            f"| {r['family']} | {r['level']} | {100 * r['pass@1']:.1f} | {100 * r[f'pass@{top}']:.1f} | "
+            f"{100 * r['greedy']:.1f} |"
+        )
     return "\n".join(parts) + "\n"
 
 
@@ -93,36 +108,46 @@ def edge_plot(edge: list[dict], path: str | Path) -> None:
     plt.close(fig)
 
 
-def main_report(cfg, out: Path, table, qstats: dict, teacher_metrics: dict[str, list[dict]], promos: list[dict],
-                seconds: float) -> str:
+def main_report(
+    cfg, out: Path, table, qstats: dict, teacher_metrics: dict[str, list[dict]], promos: list[dict], seconds: float
+) -> str:
     """`report.md` of `soar run` plus its plots: pass@k table, Vendi table, promotions, teacher reward."""
     from soar.run import NAMES
 
     out = Path(out)
     ks = cfg.eval.ks
-    parts = ["# SOAR run report", "",
-             f"Held-out hard TEST set, pass@k in % from n={cfg.eval.n} samples, mean ± SD over "
-             f"{len(cfg.seeds)} student seed(s). Trained students: {cfg.student.steps} RLOO steps "
-             f"({cfg.student.mode}; {cfg.student.synthetic_steps} on synthetic questions first)."
-             f" Wall time {seconds / 60:.1f} min.", ""]
+    parts = [
+        "# SOAR run report",
+        "",
+        f"Held-out hard TEST set, pass@k in % from n={cfg.eval.n} samples, mean ± SD over "
+        f"{len(cfg.seeds)} student seed(s). Trained students: {cfg.student.steps} RLOO steps "
+        f"({cfg.student.mode}; {cfg.student.synthetic_steps} on synthetic questions first)."
+        f" Wall time {seconds / 60:.1f} min.",
+        "",
+    ]
     if table:
         parts += [pass_at_k_table(table, ks, NAMES), "", "![pass@k](pass_at_k.png)", ""]
         pass_at_k_plot(table, ks, out / "pass_at_k.png", "Held-out hard TEST set", NAMES)
-    parts += ["## Question sets", "",
-              "| set | questions | Vendi (n-gram) | teacher answers correct | difficulty (family:level: count) |",
-              "|---|---|---|---|---|"]
+    parts += [
+        "## Question sets",
+        "",
+        "| set | questions | Vendi (n-gram) | teacher answers correct | difficulty (family:level: count) |",
+        "|---|---|---|---|---|",
+    ]
     for name, s in qstats.items():
         corr = "n/a" if s["answer_correct"] is None else f"{100 * s['answer_correct']:.1f}%"
         hist = ", ".join(f"{k}: {v}" for k, v in s["histogram"].items())
-        parts.append(f"| {NAMES.get(name, name)} | {s['n']} | {s['vendi']:.2f} ± {s['vendi_sd']:.2f} | {corr} | {hist} |")
+        parts.append(
+            f"| {NAMES.get(name, name)} | {s['n']} | {s['vendi']:.2f} ± {s['vendi_sd']:.2f} | {corr} | {hist} |"
+        )
     parts += ["", "## Promotions", ""]
     if promos:
         parts += ["| outer step | moving average | dataset | R_k | PQ size |", "|---|---|---|---|---|"]
-        parts += [f"| {p['step']} | {p['rbar']:.4f} | {p['dataset']} | {p['R_k']:.4f} | {p['pq_size']} |"
-                  for p in promos]
+        parts += [
+            f"| {p['step']} | {p['rbar']:.4f} | {p['dataset']} | {p['R_k']:.4f} | {p['pq_size']} |" for p in promos
+        ]
     else:
-        parts.append("No promotion: the moving average of the teacher reward never exceeded tau "
-                     f"= {cfg.soar.tau}.")
+        parts.append(f"No promotion: the moving average of the teacher reward never exceeded tau = {cfg.soar.tau}.")
     if teacher_metrics:
         teacher_plot(teacher_metrics, cfg.soar.window, out / "teacher_reward.png")
         parts += ["", "## Teacher reward", "", "![teacher reward](teacher_reward.png)", ""]
@@ -140,8 +165,10 @@ def teacher_plot(metrics: dict[str, list[dict]], window: int, path: str | Path) 
     for name, rows in metrics.items():
         steps = [r["step"] for r in rows]
         rhat = [r["rhat"] for r in rows]
-        ma = [sum(rhat[max(0, i - window + 1) : i + 1]) / len(rhat[max(0, i - window + 1) : i + 1])
-              for i in range(len(rhat))]
+        ma = [
+            sum(rhat[max(0, i - window + 1) : i + 1]) / len(rhat[max(0, i - window + 1) : i + 1])
+            for i in range(len(rhat))
+        ]
         (line,) = axes[0].plot(steps, rhat, alpha=0.4, label=f"{name}: R-hat")
         axes[0].plot(steps, ma, color=line.get_color(), label=f"{name}: moving average (m={window})")
         axes[1].plot(steps, [r["baseline_acc"] for r in rows], label=name)

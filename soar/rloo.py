@@ -183,8 +183,10 @@ def cycling_batches(problems: list[Problem], batch_size: int) -> BatchFn:
 def score(world: World, samples, answers: list[str], shaping: RewardShaping) -> torch.Tensor:
     """(prompts, k) shaped rewards; NaN where unscorable."""
     return torch.tensor(
-        [[r if (r := shaped_reward(s.text, a, world.is_equal, shaping)) is not None else math.nan for s in row]
-         for row, a in zip(samples, answers, strict=True)],
+        [
+            [r if (r := shaped_reward(s.text, a, world.is_equal, shaping)) is not None else math.nan for s in row]
+            for row, a in zip(samples, answers, strict=True)
+        ],
         dtype=torch.float32,
     )
 
@@ -223,8 +225,15 @@ def train_rloo(
         t0 = time.time()
         problems = batches(step, rng)
         prompts = [world.student_prompt(p.question) for p in problems]
-        samples = sample(model, tokenizer, prompts, cfg.group_size, temperature=cfg.temperature,
-                         max_new_tokens=cfg.max_new_tokens, seed=rng.randrange(2**31))
+        samples = sample(
+            model,
+            tokenizer,
+            prompts,
+            cfg.group_size,
+            temperature=cfg.temperature,
+            max_new_tokens=cfg.max_new_tokens,
+            seed=rng.randrange(2**31),
+        )
         rewards = score(world, samples, [p.answer for p in problems], cfg.shaping)  # (B, G)
         adv = rloo_advantages(rewards).flatten()  # (B*G,)
         t_sample = time.time() - t0
@@ -252,8 +261,17 @@ def train_rloo(
     return history
 
 
-def policy_update(model, ref, opt, sched, rows: list[tuple[list[int], list[int], float]], kl_coef: float,
-                  grad_clip: float, micro_batch: int, pad: int) -> dict:
+def policy_update(
+    model,
+    ref,
+    opt,
+    sched,
+    rows: list[tuple[list[int], list[int], float]],
+    kl_coef: float,
+    grad_clip: float,
+    micro_batch: int,
+    pad: int,
+) -> dict:
     """One optimizer step over `rows` of (prompt ids, completion ids, advantage), in micro-batches; raises
     on a non-finite loss. Shared by the student (here) and the teacher (soar.loop)."""
     n_tokens = sum(len(c) for _, c, _ in rows)

@@ -42,8 +42,15 @@ from soar.teacher import as_problems, write_datasets
 from soar.world import ARITHMETIC, World
 
 ARMS = ("base", "hard_only", "base_t", "grounded_t", "intrinsic_t", "pq", "ps")
-NAMES = {"base": "Base model", "hard_only": "Hard-Only", "base_t": "Base-T", "grounded_t": "Grounded-T",
-         "intrinsic_t": "Intrinsic-T", "pq": "PQ", "ps": "PS"}
+NAMES = {
+    "base": "Base model",
+    "hard_only": "Hard-Only",
+    "base_t": "Base-T",
+    "grounded_t": "Grounded-T",
+    "intrinsic_t": "Intrinsic-T",
+    "pq": "PQ",
+    "ps": "PS",
+}
 
 
 @dataclass
@@ -93,14 +100,29 @@ class RunConfig:
 
 def sample_questions(teacher, tokenizer, world: World, count: int, cfg: SoarConfig, seed: int) -> list[Problem]:
     """`count` valid question/answer pairs from a teacher (Base-T / Grounded-T / Intrinsic-T)."""
-    ds, _ = write_datasets(teacher, tokenizer, world, 1, count, temperature=cfg.teacher.temperature,
-                           max_new_tokens=cfg.teacher.max_new_tokens, seed=seed,
-                           max_attempts=cfg.teacher.max_attempts)
+    ds, _ = write_datasets(
+        teacher,
+        tokenizer,
+        world,
+        1,
+        count,
+        temperature=cfg.teacher.temperature,
+        max_new_tokens=cfg.teacher.max_new_tokens,
+        seed=seed,
+        max_attempts=cfg.teacher.max_attempts,
+    )
     return as_problems(ds[0], world.classify)
 
 
-def train_student(base, tokenizer, world: World, hard_train: list[Problem], synthetic: list[Problem] | None,
-                  cfg: StudentConfig, seed: int):
+def train_student(
+    base,
+    tokenizer,
+    world: World,
+    hard_train: list[Problem],
+    synthetic: list[Problem] | None,
+    cfg: StudentConfig,
+    seed: int,
+):
     """A fresh copy of `base` trained for cfg.steps: Hard-Only when `synthetic` is None."""
     rcfg = RLOOConfig(**{**cfg.rloo.__dict__, "steps": cfg.steps})
     hard = cycling_batches(hard_train, rcfg.batch_size)
@@ -128,8 +150,13 @@ def question_stats(problems: list[Problem], world: World, cfg: RunConfig) -> dic
     for p in problems:
         key = f"{p.family}:{p.level}" if p.level >= 0 else "unparsed"
         hist[key] = hist.get(key, 0) + 1
-    return {"n": len(problems), "vendi": v_mean, "vendi_sd": v_sd, "answer_correct": correct,
-            "histogram": dict(sorted(hist.items()))}
+    return {
+        "n": len(problems),
+        "vendi": v_mean,
+        "vendi_sd": v_sd,
+        "answer_correct": correct,
+        "histogram": dict(sorted(hist.items())),
+    }
 
 
 def run_main(cfg: RunConfig, world: World = ARITHMETIC) -> dict:
@@ -138,8 +165,9 @@ def run_main(cfg: RunConfig, world: World = ARITHMETIC) -> dict:
     if cfg.resume:
         check_same_config(out / "config.yaml", cfg)
     elif (out / "config.yaml").exists():
-        raise FileExistsError(f"{out} already holds a run: `soar run --resume {out}` continues it; "
-                              "or choose another --set out=DIR")
+        raise FileExistsError(
+            f"{out} already holds a run: `soar run --resume {out}` continues it; or choose another --set out=DIR"
+        )
     else:
         out.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, out / "config.yaml")
@@ -154,11 +182,20 @@ def run_main(cfg: RunConfig, world: World = ARITHMETIC) -> dict:
         if name == "intrinsic" and "intrinsic_t" not in cfg.arms:
             continue
         tdir = out / name
-        scfg = SoarConfig(**{**cfg.soar.__dict__, "out": str(tdir), "reward": reward, "model": cfg.model,
-                             "hard_dir": cfg.hard_dir, "threads": cfg.threads,
-                             "resume": (tdir / "config.yaml").exists()})
+        scfg = SoarConfig(
+            **{
+                **cfg.soar.__dict__,
+                "out": str(tdir),
+                "reward": reward,
+                "model": cfg.model,
+                "hard_dir": cfg.hard_dir,
+                "threads": cfg.threads,
+                "resume": (tdir / "config.yaml").exists(),
+            }
+        )
         done = (tdir / "checkpoint" / "state.json").exists() and json.loads(
-            (tdir / "checkpoint" / "state.json").read_text())["step"] >= scfg.outer_steps
+            (tdir / "checkpoint" / "state.json").read_text()
+        )["step"] >= scfg.outer_steps
         if not done:
             print(f"teacher run: {name} ({reward} reward), {scfg.outer_steps} outer steps")
             run_soar(scfg, world)
@@ -184,7 +221,9 @@ def run_main(cfg: RunConfig, world: World = ARITHMETIC) -> dict:
     # 4. Students.
     results_path = out / "results.jsonl"
     done_keys = {(r["arm"], r["seed"]) for r in read_jsonl(results_path)} if results_path.exists() else set()
-    promos = read_jsonl(teachers["soar"] / "promotions.jsonl") if (teachers["soar"] / "promotions.jsonl").exists() else []
+    promos = (
+        read_jsonl(teachers["soar"] / "promotions.jsonl") if (teachers["soar"] / "promotions.jsonl").exists() else []
+    )
     for seed in cfg.seeds:
         for arm in cfg.arms:
             if (arm, seed) in done_keys:
@@ -209,8 +248,10 @@ def run_main(cfg: RunConfig, world: World = ARITHMETIC) -> dict:
             summary, records = evaluate(model, tokenizer, world, hard_test, cfg.eval, seed=10_000 + seed)
             write_jsonl(out / f"eval_{arm}_seed{seed}.jsonl", records)
             append_jsonl(results_path, [{"arm": arm, "seed": seed, **summary, "seconds": round(time.time() - t0, 1)}])
-            print(f"[seed {seed}] {NAMES[arm]}: pass@1={summary['pass@1']:.4f} pass@{cfg.eval.ks[-1]}="
-                  f"{summary[f'pass@{cfg.eval.ks[-1]}']:.4f} solved={summary['solved']}")
+            print(
+                f"[seed {seed}] {NAMES[arm]}: pass@1={summary['pass@1']:.4f} pass@{cfg.eval.ks[-1]}="
+                f"{summary[f'pass@{cfg.eval.ks[-1]}']:.4f} solved={summary['solved']}"
+            )
 
     # 6. Report.
     from soar.report import main_report
@@ -220,8 +261,15 @@ def run_main(cfg: RunConfig, world: World = ARITHMETIC) -> dict:
     for r in results:
         by_arm.setdefault(r["arm"], []).append(r)
     table = {a: aggregate(by_arm[a]) for a in ARMS if a in by_arm}
-    main_report(cfg, out, table, stats, {k: read_jsonl(v / "metrics.jsonl") for k, v in teachers.items()
-                                         if (v / "metrics.jsonl").exists()}, promos, time.time() - t_start)
+    main_report(
+        cfg,
+        out,
+        table,
+        stats,
+        {k: read_jsonl(v / "metrics.jsonl") for k, v in teachers.items() if (v / "metrics.jsonl").exists()},
+        promos,
+        time.time() - t_start,
+    )
     return table
 
 
@@ -239,8 +287,10 @@ def check_same_config(saved_path: Path, cfg) -> None:
     ignore = ("resume", "threads")
     diff = [k for k in sorted(set(saved) | set(now)) if k not in ignore and saved.get(k) != now.get(k)]
     if diff:
-        raise ConfigMismatch(f"{saved_path.parent} was started with a different config (keys that differ: "
-                             f"{', '.join(diff)}); resume with the saved config or start a new run elsewhere")
+        raise ConfigMismatch(
+            f"{saved_path.parent} was started with a different config (keys that differ: "
+            f"{', '.join(diff)}); resume with the saved config or start a new run elsewhere"
+        )
 
 
 def best_promoted(promos: list[dict], tokenizer, world: World, hard_train: list[Problem], cfg: RunConfig):
@@ -249,7 +299,8 @@ def best_promoted(promos: list[dict], tokenizer, world: World, hard_train: list[
     for p in promos:
         model, _ = load_policy(p["student_dir"])
         acc = sum(correct_counts(model, tokenizer, world, hard_train, 1, 0.0, cfg.eval.max_new_tokens, 0)) / len(
-            hard_train)
+            hard_train
+        )
         if acc > best_acc:
             best, best_acc = model, acc
     return best

@@ -72,9 +72,17 @@ def write_datasets(
             raise TeacherFormatError(
                 f"the teacher wrote only {len(valid)} valid question/answer pairs in {attempts} attempts "
                 f"(needed {need}; cap {cap} = teacher.max_attempts x g x n). Check the teacher prompt and "
-                f"the format <question>...</question><answer>\\boxed{{...}}</answer>, or raise teacher.max_attempts.")
-        out = sample(teacher, tokenizer, [world.teacher_prompt], k, temperature=temperature,
-                     max_new_tokens=max_new_tokens, seed=seed * 1000 + round_)[0]
+                f"the format <question>...</question><answer>\\boxed{{...}}</answer>, or raise teacher.max_attempts."
+            )
+        out = sample(
+            teacher,
+            tokenizer,
+            [world.teacher_prompt],
+            k,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            seed=seed * 1000 + round_,
+        )[0]
         round_ += 1
         for s in out:
             attempts += 1

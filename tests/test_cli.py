@@ -14,7 +14,7 @@ def soar(*args, check=True):
     return r
 
 
-@pytest.mark.parametrize("cmd", ["pretrain", "make-hard", "eval", "premise"])
+@pytest.mark.parametrize("cmd", ["pretrain", "make-hard", "eval", "premise", "teach", "run"])
 def test_help(cmd):
     r = soar(cmd, "--help")
     assert "--config" in r.stdout and "--set" in r.stdout
@@ -35,16 +35,53 @@ def test_bad_problem_file_names_line(tmp_path):
 
 def test_make_hard_premise_eval_pipeline(tiny_dir, tmp_path):
     hard = tmp_path / "hard"
-    soar("make-hard", "--set", f"model={tiny_dir}", "--set", "pool=6", "--set", "k=4", "--set", "chunk=2",
-         "--set", "levels=4", "--set", f"out={hard}", "--set", "max_new_tokens=8", "--set", "threads=1")
+    soar(
+        "make-hard",
+        "--set",
+        f"model={tiny_dir}",
+        "--set",
+        "pool=6",
+        "--set",
+        "k=4",
+        "--set",
+        "chunk=2",
+        "--set",
+        "levels=4",
+        "--set",
+        f"out={hard}",
+        "--set",
+        "max_new_tokens=8",
+        "--set",
+        "threads=1",
+    )
     manifest = json.loads((hard / "manifest.json").read_text())
     assert manifest["train"] + manifest["test"] == manifest["fail_both_passes"] <= 6
     assert (hard / "train.jsonl").exists()
     out = tmp_path / "premise"
-    tiny_run = ["--set", "seeds=0", "--set", "rloo.steps=2", "--set", "curriculum_steps=1",
-                "--set", "rloo.batch_size=2", "--set", "rloo.group_size=2", "--set", "rloo.max_new_tokens=8",
-                "--set", "eval.n=2", "--set", "eval.ks=1,2", "--set", "eval.max_new_tokens=8",
-                "--set", "edge_problems=1", "--set", "threads=1"]
+    tiny_run = [
+        "--set",
+        "seeds=0",
+        "--set",
+        "rloo.steps=2",
+        "--set",
+        "curriculum_steps=1",
+        "--set",
+        "rloo.batch_size=2",
+        "--set",
+        "rloo.group_size=2",
+        "--set",
+        "rloo.max_new_tokens=8",
+        "--set",
+        "eval.n=2",
+        "--set",
+        "eval.ks=1,2",
+        "--set",
+        "eval.max_new_tokens=8",
+        "--set",
+        "edge_problems=1",
+        "--set",
+        "threads=1",
+    ]
     r = soar("premise", "--set", f"model={tiny_dir}", "--set", f"hard_dir={hard}", "--set", f"out={out}", *tiny_run)
     assert "Hard-Only" in r.stdout
     assert (out / "premise.png").stat().st_size > 1000
@@ -55,7 +92,22 @@ def test_make_hard_premise_eval_pipeline(tiny_dir, tmp_path):
     assert "training" not in r2.stdout
     assert len((out / "results.jsonl").read_text().splitlines()) == 3
     ev = tmp_path / "eval"
-    r = soar("eval", "--set", f"model={tiny_dir}", "--set", f"problems={hard / 'test.jsonl'}", "--set", f"out={ev}",
-             "--set", "seeds=0,1", "--set", "eval.n=2", "--set", "eval.ks=1,2", "--set", "eval.max_new_tokens=8")
+    r = soar(
+        "eval",
+        "--set",
+        f"model={tiny_dir}",
+        "--set",
+        f"problems={hard / 'test.jsonl'}",
+        "--set",
+        f"out={ev}",
+        "--set",
+        "seeds=0,1",
+        "--set",
+        "eval.n=2",
+        "--set",
+        "eval.ks=1,2",
+        "--set",
+        "eval.max_new_tokens=8",
+    )
     summary = json.loads((ev / "summary.json").read_text())
     assert len(summary["per_seed"]) == 2 and "pass@2" in summary["mean_sd"]

@@ -28,8 +28,17 @@ def hard_dir(tmp_path_factory):
 
 def toy(hard_dir, out, **kw) -> SoarConfig:
     base = dict(
-        model=str(DEFAULT_MODEL), hard_dir=str(hard_dir), out=str(out), outer_steps=3, r=2, qr_size=4,
-        qr_metric="sampled", qr_samples=2, tau=-1.0, window=1, threads=1,
+        model=str(DEFAULT_MODEL),
+        hard_dir=str(hard_dir),
+        out=str(out),
+        outer_steps=3,
+        r=2,
+        qr_size=4,
+        qr_metric="sampled",
+        qr_samples=2,
+        tau=-1.0,
+        window=1,
+        threads=1,
         teacher=TeacherConfig(n=3, g=2, max_new_tokens=200, lr=1e-4, warmup=0),
         inner=RLOOConfig(steps=2, batch_size=2, group_size=2, max_new_tokens=56),
     )
@@ -41,9 +50,15 @@ def test_valid_pair_table():
     good = "<question>11111 +11111 +11111 +11111 +11111 +11111</question><answer>\\boxed{66666}</answer>"
     assert valid_pair(ARITHMETIC, good).answer == "66666"
     assert valid_pair(ARITHMETIC, good.replace("</question>", "<question>")) is not None  # paper's tag
-    for bad in ["", "<question>1</question>", "<question>1</question><answer>66666</answer>",
-                "<question>1</question><answer>\\boxed{six}</answer>", "<answer>\\boxed{1}</answer>",
-                "<question></question><answer>\\boxed{1}</answer>", "\\boxed{" * 50]:
+    for bad in [
+        "",
+        "<question>1</question>",
+        "<question>1</question><answer>66666</answer>",
+        "<question>1</question><answer>\\boxed{six}</answer>",
+        "<answer>\\boxed{1}</answer>",
+        "<question></question><answer>\\boxed{1}</answer>",
+        "\\boxed{" * 50,
+    ]:
         assert valid_pair(ARITHMETIC, bad) is None, bad
 
 
@@ -91,8 +106,14 @@ def teacher_moved(out) -> bool:
 
 
 def test_intrinsic_reward_runs_without_students(hard_dir, tmp_path):
-    cfg = toy(hard_dir, tmp_path / "intr", reward="intrinsic", outer_steps=1, intrinsic_samples=8,
-              teacher=TeacherConfig(n=12, g=2, max_new_tokens=200, lr=1e-4, warmup=0))
+    cfg = toy(
+        hard_dir,
+        tmp_path / "intr",
+        reward="intrinsic",
+        outer_steps=1,
+        intrinsic_samples=8,
+        teacher=TeacherConfig(n=12, g=2, max_new_tokens=200, lr=1e-4, warmup=0),
+    )
     out = run_soar(cfg, progress=False)
     m = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
     assert all(0.0 <= r <= 1.0 for r in m["R"])
@@ -127,8 +148,13 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(hard_dir, tmp_path, mo
     a = load_file(straight / "checkpoint" / "teacher" / "model.safetensors")
     b = load_file(resumed / "checkpoint" / "teacher" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    strip = lambda p: [{k: v for k, v in json.loads(x).items() if k != "seconds"}  # noqa: E731
-                       for x in p.read_text().splitlines()]
+
+    def strip(p):
+        return [
+            {k: v for k, v in json.loads(x).items() if k != "seconds"}  # noqa: E731
+            for x in p.read_text().splitlines()
+        ]
+
     assert strip(straight / "metrics.jsonl") == strip(resumed / "metrics.jsonl")
     assert (straight / "questions.jsonl").read_text() == (resumed / "questions.jsonl").read_text()
     assert (straight / "pq.jsonl").read_text() == (resumed / "pq.jsonl").read_text()

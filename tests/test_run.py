@@ -31,13 +31,29 @@ def test_question_stats_counts_correct_answers_and_levels():
 
 def toy_run(hard_dir, out, **kw) -> RunConfig:
     base = dict(
-        model=str(DEFAULT_MODEL), hard_dir=str(hard_dir), out=str(out), seeds=(0,), questions=4, threads=1,
-        vendi_size=4, vendi_samples=2,
-        soar=SoarConfig(outer_steps=2, r=1, qr_size=4, qr_metric="sampled", qr_samples=2, tau=-1.0, window=1, intrinsic_samples=2,
-                        teacher=TeacherConfig(n=2, g=2, max_new_tokens=200),
-                        inner=RLOOConfig(steps=1, batch_size=2, group_size=2, max_new_tokens=56)),
-        student=StudentConfig(steps=2, synthetic_steps=1, rloo=RLOOConfig(batch_size=2, group_size=2,
-                                                                           max_new_tokens=56)),
+        model=str(DEFAULT_MODEL),
+        hard_dir=str(hard_dir),
+        out=str(out),
+        seeds=(0,),
+        questions=4,
+        threads=1,
+        vendi_size=4,
+        vendi_samples=2,
+        soar=SoarConfig(
+            outer_steps=2,
+            r=1,
+            qr_size=4,
+            qr_metric="sampled",
+            qr_samples=2,
+            tau=-1.0,
+            window=1,
+            intrinsic_samples=2,
+            teacher=TeacherConfig(n=2, g=2, max_new_tokens=200),
+            inner=RLOOConfig(steps=1, batch_size=2, group_size=2, max_new_tokens=56),
+        ),
+        student=StudentConfig(
+            steps=2, synthetic_steps=1, rloo=RLOOConfig(batch_size=2, group_size=2, max_new_tokens=56)
+        ),
         eval=EvalConfig(n=2, ks=(1, 2), max_new_tokens=56),
     )
     base.update(kw)
@@ -75,6 +91,7 @@ def test_main_job_at_toy_sizes_writes_the_report(hard_dir, tmp_path):
 
 
 def test_cli_run_resume_refuses_a_missing_folder(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "soar.cli", "run", "--resume", str(tmp_path / "nope")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "soar.cli", "run", "--resume", str(tmp_path / "nope")], capture_output=True, text=True
+    )
     assert r.returncode == 2 and "nothing to resume" in r.stderr

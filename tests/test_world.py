@@ -130,9 +130,17 @@ def test_buggy_op_slips_only_on_propagated_carries():
 
 @pytest.mark.parametrize(
     "gold,pred,ok",
-    [("35801", "35801", True), ("35801", " 35,801 ", True), ("35801", "+35801", True), ("00042", "42", True),
-     ("35801", "35800", False), ("35801", "3.5801e4", False), ("35801", None, False), ("35801", "", False),
-     ("35801", "x" * 10_000, False)],
+    [
+        ("35801", "35801", True),
+        ("35801", " 35,801 ", True),
+        ("35801", "+35801", True),
+        ("00042", "42", True),
+        ("35801", "35800", False),
+        ("35801", "3.5801e4", False),
+        ("35801", None, False),
+        ("35801", "", False),
+        ("35801", "x" * 10_000, False),
+    ],
 )
 def test_is_equal(gold, pred, ok):
     assert is_equal(gold, pred) is ok
@@ -152,3 +160,25 @@ def test_step_credit_counts_steps_before_the_first_mistake():
     assert step_credit(q, "61044 =96011 =67822") == 0.0
     assert step_credit(q, "") == 0.0 and step_credit("not a question", "=96010") == 0.0
     assert step_credit(q, "=96010 =67822 junk =77822") == 0.6  # values are read in order, text between ignored
+
+
+def test_corpus_teacher_documents_parse_and_carry_the_chosen_reasoning():
+    from soar.formats import TEACHER_PROMPT_ARITH, parse_teacher_output
+    from soar.world.corpus import CorpusConfig, pretraining_document
+
+    for mode, marker in (("none", None), ("scratchpad", " ="), ("transcript", "User: ")):
+        rng = random.Random(0)
+        prompt, doc = pretraining_document(rng, CorpusConfig(teacher_fraction=1.0, teacher_reasoning=mode))
+        assert prompt == TEACHER_PROMPT_ARITH
+        pair = parse_teacher_output(doc)
+        assert pair is not None and pair.question in doc
+        between = doc[doc.index("</question>") + len("</question>") : doc.index("<answer>")]
+        assert (marker in between) if marker else between == ""
+
+
+def test_pretraining_corpus_is_reproducible():
+    from soar.world.corpus import CorpusConfig, pretraining_document
+
+    a = [pretraining_document(random.Random(3), CorpusConfig()) for _ in range(5)]
+    b = [pretraining_document(random.Random(3), CorpusConfig()) for _ in range(5)]
+    assert a == b

@@ -30,12 +30,17 @@ class World:
     mistake); only for the optional dense Q_R metric of the SOAR loop"""
 
 
-
-
 def _arith_truth(question: str) -> str | None:
     x = arithmetic.solve(question)
     return None if x is None else arithmetic.fmt(x)
 
 
-ARITHMETIC = World("arithmetic", student_prompt, arithmetic.is_equal, TEACHER_PROMPT_ARITH,
-                   arithmetic.classify, _arith_truth, arithmetic.step_credit)
+ARITHMETIC = World(
+    "arithmetic",
+    student_prompt,
+    arithmetic.is_equal,
+    TEACHER_PROMPT_ARITH,
+    arithmetic.classify,
+    _arith_truth,
+    arithmetic.step_credit,
+)

@@ -39,7 +39,7 @@ LEVELS: dict[str, tuple[int, ...]] = {f: tuple(range(STEPS + 1)) for f in FAMILI
 # Probability that a column is forced to the look-ahead pattern, by target run length (tuned so that the
 # rejection loop below accepts within a few tries for every target).
 _FORCE = (0.0, 0.35, 0.55, 0.75, 0.95)
-_Q_RE = re.compile(r"^([0-9]{5})((?: [+\-*][0-9]{5}){%d})$" % STEPS)
+_Q_RE = re.compile(r"^([0-9]{5})((?: [+\-*][0-9]{5}){" + str(STEPS) + r"})$")
 _OP_RE = re.compile(r" ([+\-*])([0-9]{5})")
 
 
@@ -148,8 +148,9 @@ def _operand(rng: random.Random, x: int, op: str, run: int | None) -> int:
         return rng.randrange(MOD)
     dx = _digits(x)
     for _ in range(10_000):
-        db = [(9 - dx[j] if op == "+" else dx[j]) if rng.random() < _FORCE[run] else rng.randint(0, 9)
-              for j in range(4)] + [rng.randint(0, 9)]
+        db = [
+            (9 - dx[j] if op == "+" else dx[j]) if rng.random() < _FORCE[run] else rng.randint(0, 9) for j in range(4)
+        ] + [rng.randint(0, 9)]
         b = sum(d * 10**j for j, d in enumerate(db))
         if lookahead(x, op, b) == run:
             return b
@@ -165,8 +166,9 @@ def _ops_for(family: str, rng: random.Random) -> list[str]:
             return ops
 
 
-def make_problem(family: str, level: int | None, rng: random.Random, *, natural: bool = False,
-                 max_run: int = 3) -> Problem:
+def make_problem(
+    family: str, level: int | None, rng: random.Random, *, natural: bool = False, max_run: int = 3
+) -> Problem:
     """Draw one problem with `level` hard steps (None: a random level).
 
     natural=True draws every operand uniformly instead (the level is then whatever comes out: mostly 0,
@@ -256,7 +258,6 @@ def step_credit(question: str, completion: str) -> float:
             break
         right += 1
     return right / STEPS
-
 
 
 def parse_int(text: str | None) -> int | None:

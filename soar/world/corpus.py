@@ -44,8 +44,9 @@ def pretraining_document(rng: random.Random, cfg: CorpusConfig) -> tuple[str, st
         v = noisy_values(p.question, rng, cfg.teacher_slip)
         assert v is not None
         scratch = fmt(v[0]) + "".join(f" ={fmt(x)}" for x in v[1:])
-        reasoning = {"none": "", "scratchpad": scratch,
-                     "transcript": student_prompt(p.question) + scratch}[cfg.teacher_reasoning]
+        reasoning = {"none": "", "scratchpad": scratch, "transcript": student_prompt(p.question) + scratch}[
+            cfg.teacher_reasoning
+        ]
         return TEACHER_PROMPT_ARITH, teacher_document(p.question, fmt(v[-1]), reasoning)
     family = rng.choices(FAMILIES, weights=cfg.family_weights)[0]
     p = make_problem(family, None, rng, natural=True)
