@@ -69,8 +69,16 @@ class TeacherConfig:
     """paper 512; a teacher document of the arithmetic world (with its transcript) is about 195 characters"""
     max_attempts: float = 8.0
     """give up the step after max_attempts x g x n samples without g x n valid pairs"""
+    answer_mode: str = "two_turn"
+    """inline (the paper: the answer inside the tags) | two_turn (the default for the arithmetic world: the
+    teacher answers its own question with the student prompt, greedy; both turns are trained; the tiny base
+    model's in-tag answers are never right). See soar/teacher.py."""
     grad_clip: float = 1.0
     micro_batch: int = 128
+
+    def __post_init__(self) -> None:
+        if self.answer_mode not in ("inline", "two_turn"):
+            raise ValueError(f"teacher.answer_mode must be 'inline' or 'two_turn', got {self.answer_mode!r}")
 
 
 def _inner_default() -> RLOOConfig:
@@ -298,6 +306,8 @@ def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress:
             max_new_tokens=tcfg.max_new_tokens,
             seed=_seed(cfg.seed, t, 3),
             max_attempts=tcfg.max_attempts,
+            answer_mode=tcfg.answer_mode,
+            answer_max_new_tokens=cfg.eval_max_new_tokens,
         )
 
         # 3. Inner loop (or the intrinsic reward).
@@ -346,6 +356,12 @@ def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress:
         rewards = torch.tensor(R, dtype=torch.float32).view(tcfg.groups, tcfg.g)
         adv = rloo_advantages(rewards).flatten().tolist()
         rows = [(teacher_prompt_ids, s.token_ids, adv[k]) for k, ds in enumerate(datasets) for s in ds]
+        rows += [  # two-turn mode: the teacher's own solutions get the same advantage
+            (encode_prompts(tokenizer, [s.answer_prompt])[0], s.answer_token_ids, adv[k])
+            for k, ds in enumerate(datasets)
+            for s in ds
+            if s.answer_token_ids is not None
+        ]
         tstats = policy_update(
             teacher, reference, opt, sched, rows, tcfg.kl_coef, tcfg.grad_clip, tcfg.micro_batch, pad
         )

@@ -110,6 +110,8 @@ def sample_questions(teacher, tokenizer, world: World, count: int, cfg: SoarConf
         max_new_tokens=cfg.teacher.max_new_tokens,
         seed=seed,
         max_attempts=cfg.teacher.max_attempts,
+        answer_mode=cfg.teacher.answer_mode,
+        answer_max_new_tokens=cfg.eval_max_new_tokens,
     )
     return as_problems(ds[0], world.classify)
 

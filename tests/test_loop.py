@@ -158,3 +158,29 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(hard_dir, tmp_path, mo
     assert strip(straight / "metrics.jsonl") == strip(resumed / "metrics.jsonl")
     assert (straight / "questions.jsonl").read_text() == (resumed / "questions.jsonl").read_text()
     assert (straight / "pq.jsonl").read_text() == (resumed / "pq.jsonl").read_text()
+
+
+def test_two_turn_answers_are_the_teachers_own_greedy_solutions():
+    from soar.model import load_policy
+    from soar.sampling import sample
+    from soar.verifiers import extract_boxed
+
+    model, tok = load_policy(DEFAULT_MODEL)
+    ds, _ = write_datasets(
+        model, tok, ARITHMETIC, 1, 4, temperature=1.0, max_new_tokens=200, seed=1, answer_mode="two_turn"
+    )
+    for s in ds[0]:
+        assert s.answer_prompt == ARITHMETIC.student_prompt(s.pair.question) and s.answer_token_ids
+        again = sample(model, tok, [s.answer_prompt], 1, temperature=0.0, max_new_tokens=64)[0][0].text
+        assert s.pair.answer == extract_boxed(again).strip()
+
+
+def test_two_turn_loop_step_runs(hard_dir, tmp_path):
+    cfg = toy(
+        hard_dir,
+        tmp_path / "tt",
+        outer_steps=1,
+        teacher=TeacherConfig(n=3, g=2, max_new_tokens=200, answer_mode="two_turn"),
+    )
+    out = run_soar(cfg, progress=False)
+    assert len((out / "questions.jsonl").read_text().splitlines()) == 6
