@@ -107,6 +107,14 @@ def screen(
     return [i in keep for i in range(len(problems))]
 
 
+def _portable(path: str) -> str:
+    """A model path relative to the working directory when it lies inside it (provenance that survives a clone)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path
+
+
 def make_hard(cfg: HardSetConfig, world: World = ARITHMETIC) -> dict:
     import torch
 
@@ -161,7 +169,7 @@ def make_hard(cfg: HardSetConfig, world: World = ARITHMETIC) -> dict:
         "k": cfg.k,
         "rescreen": cfg.rescreen,
         "seed": cfg.seed,
-        "model": cfg.model,
+        "model": _portable(cfg.model),
         "temperature": cfg.temperature,
     }
     train = [Problem(p.family, p.level, p.question, p.answer, {**p.meta, "provenance": prov}) for p in hard[:n_train]]
