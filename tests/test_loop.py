@@ -184,3 +184,58 @@ def test_two_turn_loop_step_runs(hard_dir, tmp_path):
     )
     out = run_soar(cfg, progress=False)
     assert len((out / "questions.jsonl").read_text().splitlines()) == 6
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_from_the_cli(hard_dir, tmp_path):
+    """A real `kill -9` of `soar teach` in the middle of a run; `--resume` finishes it (slow tier)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "k9"
+    args = [
+        sys.executable,
+        "-m",
+        "soar.cli",
+        "teach",
+        "--set",
+        f"hard_dir={hard_dir}",
+        "--set",
+        f"out={out}",
+        "--set",
+        "outer_steps=4",
+        "--set",
+        "r=1",
+        "--set",
+        "qr_size=4",
+        "--set",
+        "threads=1",
+        "--set",
+        "teacher.n=3",
+        "--set",
+        "teacher.g=2",
+        "--set",
+        "inner.steps=2",
+        "--set",
+        "inner.batch_size=2",
+        "--set",
+        "inner.group_size=2",
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (out / "checkpoint" / "state.json").exists():
+        time.sleep(0.2)
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    step = json.loads((out / "checkpoint" / "state.json").read_text())["step"]
+    assert 1 <= step <= 4
+    r = subprocess.run(
+        [sys.executable, "-m", "soar.cli", "teach", "--resume", str(out)], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in rows] == [0, 1, 2, 3]
