@@ -17,11 +17,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from soar.config import to_dict
+from soar.evaluate import correct_counts
 from soar.io import atomic_write_text
 from soar.model import DEFAULT_MODEL, load_policy
 from soar.problems import Problem, load_problems, save_problems
-from soar.sampling import sample
-from soar.verifiers import extract_boxed
 from soar.world import ARITHMETIC, World
 from soar.world.arithmetic import make_problem
 
@@ -83,21 +82,10 @@ def screen(
         )
         for b in range(0, len(alive), block):
             ids = alive[b : b + block]
-            prompts = [world.student_prompt(problems[i].question) for i in ids]
-            out = sample(
-                model,
-                tokenizer,
-                prompts,
-                n,
-                temperature=temperature,
-                max_new_tokens=max_new_tokens,
-                seed=round_seed + b,
+            counts = correct_counts(
+                model, tokenizer, world, [problems[i] for i in ids], n, temperature, max_new_tokens, round_seed + b
             )
-            still += [
-                i
-                for i, row in zip(ids, out, strict=True)
-                if not any(world.is_equal(problems[i].answer, extract_boxed(s.text) or "") for s in row)
-            ]
+            still += [i for i, c in zip(ids, counts, strict=True) if c == 0]
             bar.update(len(ids))
             bar.set_postfix(unsolved=len(still))
         bar.close()
