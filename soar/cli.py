@@ -8,10 +8,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from soar.config import ConfigError, dump_config, load_config
+from soar.config import ConfigError, ConfigMismatch, dump_config, load_config
 from soar.evaluate import EvalConfig
 from soar.io import DataError
-from soar.loop import ConfigMismatch
 from soar.model import DEFAULT_MODEL
 from soar.teacher import TeacherFormatError
 

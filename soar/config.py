@@ -125,3 +125,22 @@ def _merge(base: dict, new: dict) -> dict:
 
 def dump_config(cfg: Any, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(json.loads(json.dumps(to_dict(cfg))), sort_keys=False))
+
+
+class ConfigMismatch(RuntimeError):
+    """`--resume` with a config that differs from the one the run started with."""
+
+
+def check_same_config(saved_path: str | Path, cfg: Any, ignore: tuple[str, ...] = ("resume", "threads")) -> None:
+    """Refuse to resume a run whose saved config (YAML) differs from `cfg` outside `ignore`."""
+    saved_path = Path(saved_path)
+    if not saved_path.exists():
+        raise FileNotFoundError(f"nothing to resume: {saved_path} does not exist")
+    saved = yaml.safe_load(saved_path.read_text())
+    now = json.loads(json.dumps(to_dict(cfg)))  # tuples -> lists, as in YAML
+    diff = [k for k in sorted(set(saved) | set(now)) if k not in ignore and saved.get(k) != now.get(k)]
+    if diff:
+        raise ConfigMismatch(
+            f"{saved_path.parent} was started with a different config (keys that differ: {', '.join(diff)}); "
+            f"resume with the saved config ({saved_path}) or start a new run in another folder"
+        )

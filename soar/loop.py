@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from soar.config import dump_config
+from soar.config import ConfigMismatch, check_same_config, dump_config
 from soar.evaluate import correct_counts
 from soar.io import append_jsonl, atomic_write_text, read_jsonl
 from soar.model import DEFAULT_MODEL, clone_model, frozen, load_policy, save_policy
@@ -50,7 +50,7 @@ from soar.world import ARITHMETIC, World
 
 @dataclass
 class TeacherConfig:
-    """The outer loop's teacher RLOO (paper Table 3, scaled down; see `configs/paper.yaml` for the paper)."""
+    """The outer loop's teacher RLOO (paper Table 3, scaled down to the arithmetic world on 2 cores)."""
 
     n: int = 16
     """questions per dataset (paper 64)"""
@@ -136,17 +136,6 @@ class SoarConfig:
             raise ValueError("r, qr_size and window must be >= 1")
 
 
-class ConfigMismatch(RuntimeError):
-    """`--resume` with a config that differs from the one the run started with."""
-
-
-_RESUME_IGNORED = ("resume", "threads")
-
-
-def _comparable(d: dict) -> dict:
-    return {k: v for k, v in d.items() if k not in _RESUME_IGNORED}
-
-
 def _seed(*parts: int) -> int:
     """A stable 31-bit seed from integers (Python's hash of ints is stable, but be explicit)."""
     h = 0
@@ -222,22 +211,6 @@ def _truncate_logs(out: Path, step: int) -> None:
             atomic_write_text(p, "".join(json.dumps(r) + "\n" for r in rows))
 
 
-def _check_resume_config(out: Path, cfg: SoarConfig) -> None:
-    import yaml
-
-    if not (out / "config.yaml").exists():
-        raise FileNotFoundError(f"nothing to resume in {out}: no config.yaml")
-    saved = yaml.safe_load((out / "config.yaml").read_text())
-    now = json.loads(json.dumps(asdict(cfg)))  # tuples -> lists, as in YAML
-    a, b = _comparable(saved), _comparable(now)
-    if a != b:
-        diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-        raise ConfigMismatch(
-            f"{out} was started with a different config (keys that differ: {', '.join(diff)}). "
-            f"Resume with the same config (see {out / 'config.yaml'}) or start a new run in another folder."
-        )
-
-
 # ------------------------------------------------------------------------------------------------------
 def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress: bool = True) -> Path:
     """Train the teacher; returns the run folder. `on_step(step, metrics)` is called after each step."""
@@ -249,7 +222,7 @@ def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress:
 
     ckpt = _latest_checkpoint(out) if cfg.resume else None
     if cfg.resume:
-        _check_resume_config(out, cfg)
+        check_same_config(out / "config.yaml", cfg)
     if ckpt is not None:
         state = RunState(**json.loads((ckpt / "state.json").read_text()))
         teacher, tokenizer = load_policy(ckpt / "teacher")

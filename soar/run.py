@@ -21,14 +21,13 @@ sizes are scaled down to run on 2 CPU cores (see the README).
 from __future__ import annotations
 
 import json
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from soar.config import dump_config
+from soar.config import check_same_config, dump_config
 from soar.embed import ngram_embeddings
 from soar.evaluate import EvalConfig, aggregate, correct_counts, evaluate
 from soar.io import append_jsonl, atomic_write_text, read_jsonl, write_jsonl
@@ -275,26 +274,6 @@ def run_main(cfg: RunConfig, world: World = ARITHMETIC) -> dict:
     return table
 
 
-def check_same_config(saved_path: Path, cfg) -> None:
-    """Refuse to resume with a config that differs from the saved one (`resume` and `threads` may)."""
-    import yaml
-
-    from soar.config import to_dict
-    from soar.loop import ConfigMismatch
-
-    if not saved_path.exists():
-        raise FileNotFoundError(f"nothing to resume: {saved_path} does not exist")
-    saved = yaml.safe_load(saved_path.read_text())
-    now = json.loads(json.dumps(to_dict(cfg)))
-    ignore = ("resume", "threads")
-    diff = [k for k in sorted(set(saved) | set(now)) if k not in ignore and saved.get(k) != now.get(k)]
-    if diff:
-        raise ConfigMismatch(
-            f"{saved_path.parent} was started with a different config (keys that differ: "
-            f"{', '.join(diff)}); resume with the saved config or start a new run elsewhere"
-        )
-
-
 def best_promoted(promos: list[dict], tokenizer, world: World, hard_train: list[Problem], cfg: RunConfig):
     """PS: of the promoted students, the one with the best greedy accuracy on the hard TRAIN set."""
     best, best_acc = None, -1.0
@@ -308,4 +287,4 @@ def best_promoted(promos: list[dict], tokenizer, world: World, hard_train: list[
     return best
 
 
-__all__ = ["RunConfig", "StudentConfig", "run_main", "question_stats", "train_student", "random"]
+__all__ = ["RunConfig", "StudentConfig", "run_main", "question_stats", "train_student"]
