@@ -39,6 +39,10 @@ class HardSetConfig:
     """generator family of the pool"""
     levels: tuple[int, ...] = (5,)
     """generator levels of the pool (number of hard steps, drawn uniformly)"""
+    min_run: int = 2
+    """look-ahead of the pool's hard steps: at least this (2 = any hard step; 3 = only the harder ones)"""
+    max_run: int = 3
+    """look-ahead of the pool's hard steps: at most this (at most 4)"""
     pool: int = 4000
     """problems to draw for the pool"""
     k: int = 128
@@ -117,11 +121,11 @@ def make_hard(cfg: HardSetConfig, world: World = ARITHMETIC) -> dict:
         seen: set[str] = set()
         pool = []
         while len(pool) < cfg.pool:
-            p = make_problem(cfg.family, rng.choice(cfg.levels), rng)
+            p = make_problem(cfg.family, rng.choice(cfg.levels), rng, min_run=cfg.min_run, max_run=cfg.max_run)
             if p.question not in seen:
                 seen.add(p.question)
                 pool.append(p)
-        source = f"arithmetic:{cfg.family} levels={list(cfg.levels)}"
+        source = f"arithmetic:{cfg.family} levels={list(cfg.levels)} look-ahead={cfg.min_run}-{cfg.max_run}"
     fail = screen(
         model,
         tokenizer,

@@ -46,6 +46,10 @@ class PremiseConfig:
     """of the rloo.steps of each arm, the curriculum spends this many on stepping stones first"""
     stones: tuple[str, ...] = ("mix:1", "mix:2", "add:1", "sub:1")
     """stepping stones as family:level (level = number of hard steps)"""
+    stone_min_run: int = 2
+    """look-ahead of the stepping stones' hard steps: at least this (match the hard set's, see manifest.json)"""
+    stone_max_run: int = 3
+    """look-ahead of the stepping stones' hard steps: at most this (at most 4)"""
     edge_problems: int = 24
     """problems per family/level cell of the edge table (0 = skip it, e.g. in a parallel worker)"""
     rloo: RLOOConfig = field(default_factory=RLOOConfig)
@@ -66,11 +70,11 @@ def parse_stones(specs: tuple[str, ...]) -> list[tuple[str, int]]:
     return out
 
 
-def stone_batches(specs: list[tuple[str, int]], batch_size: int):
+def stone_batches(specs: list[tuple[str, int]], batch_size: int, min_run: int = 2, max_run: int = 3):
     """Fresh stepping-stone problems every step (true answers)."""
 
     def next_batch(step: int, rng: random.Random) -> list[Problem]:
-        return [make_problem(*rng.choice(specs), rng) for _ in range(batch_size)]
+        return [make_problem(*rng.choice(specs), rng, min_run=min_run, max_run=max_run) for _ in range(batch_size)]
 
     return next_batch
 
@@ -101,6 +105,7 @@ def run_premise(cfg: PremiseConfig) -> dict:
     base, tokenizer = load_policy(cfg.model)
     train, test = load_problems(Path(cfg.hard_dir) / "train.jsonl"), load_problems(Path(cfg.hard_dir) / "test.jsonl")
     stones = parse_stones(cfg.stones)
+    make_problem("mix", 1, random.Random(0), min_run=cfg.stone_min_run, max_run=cfg.stone_max_run)  # fail early
     results_path = out / "results.jsonl"
     done = {(r["arm"], r["seed"]) for r in read_jsonl(results_path)} if results_path.exists() else set()
 
@@ -120,7 +125,11 @@ def run_premise(cfg: PremiseConfig) -> dict:
                 batches = (
                     hard
                     if arm == "hard_only"
-                    else phased(stone_batches(stones, cfg.rloo.batch_size), cfg.curriculum_steps, hard)
+                    else phased(
+                        stone_batches(stones, cfg.rloo.batch_size, cfg.stone_min_run, cfg.stone_max_run),
+                        cfg.curriculum_steps,
+                        hard,
+                    )
                 )
                 print(f"[seed {seed}] training {arm} for {cfg.rloo.steps} steps")
                 history = train_rloo(model, tokenizer, ARITHMETIC, batches, cfg.rloo, seed=seed, progress=True)

@@ -99,6 +99,23 @@ def test_generator_hits_every_level_and_is_exact(family):
             assert len(p.answer) == 5
 
 
+@pytest.mark.parametrize("lo,hi", [(2, 2), (3, 3), (3, 4), (4, 4)])
+def test_min_run_max_run_bound_the_hard_steps_lookahead(lo, hi):
+    rng = random.Random(3)
+    for _ in range(30):
+        p = make_problem("mix", 3, rng, min_run=lo, max_run=hi)
+        assert p.level == 3 and int(p.answer) == solve(p.question)
+        runs = p.meta["runs"]
+        assert sorted(r for r in runs if r >= 2) == sorted(r for r in runs if lo <= r <= hi)
+        assert sum(lo <= r <= hi for r in runs) == 3
+
+
+@pytest.mark.parametrize("lo,hi", [(1, 3), (3, 2), (2, 5)])
+def test_bad_run_range_is_refused(lo, hi):
+    with pytest.raises(ValueError, match="min_run"):
+        make_problem("mix", 1, random.Random(0), min_run=lo, max_run=hi)
+
+
 def test_natural_problems_are_mostly_easy():
     rng = random.Random(0)
     levels = [make_problem("mix", None, rng, natural=True).level for _ in range(2000)]

@@ -167,12 +167,22 @@ def _ops_for(family: str, rng: random.Random) -> list[str]:
 
 
 def make_problem(
-    family: str, level: int | None, rng: random.Random, *, natural: bool = False, max_run: int = 3
+    family: str,
+    level: int | None,
+    rng: random.Random,
+    *,
+    natural: bool = False,
+    min_run: int = HARD_RUN,
+    max_run: int = 3,
 ) -> Problem:
     """Draw one problem with `level` hard steps (None: a random level).
 
     natural=True draws every operand uniformly instead (the level is then whatever comes out: mostly 0,
-    as in the pretraining corpus). Hard +/- steps get look-ahead HARD_RUN..max_run, easy ones 0..1."""
+    as in the pretraining corpus). Hard +/- steps get look-ahead min_run..max_run (both at least HARD_RUN, at
+    most 4), easy ones 0..HARD_RUN-1. The level counts hard steps whatever their look-ahead, so min_run=3
+    draws a harder subset of a level (used for the shipped hard set: docs/world-design.md)."""
+    if not HARD_RUN <= min_run <= max_run <= 4:
+        raise ValueError(f"need {HARD_RUN} <= min_run <= max_run <= 4; got min_run={min_run}, max_run={max_run}")
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
     if level is not None and level not in LEVELS[family]:
@@ -187,7 +197,7 @@ def make_problem(
         elif natural:
             b = _operand(rng, x, op, None)
         else:
-            b = _operand(rng, x, op, rng.randint(HARD_RUN, max_run) if i in hard else rng.randint(0, HARD_RUN - 1))
+            b = _operand(rng, x, op, rng.randint(min_run, max_run) if i in hard else rng.randint(0, HARD_RUN - 1))
         ops.append((op, b))
         x = apply_op(x, op, b)
     q = format_question(x0, ops)
