@@ -47,10 +47,9 @@ def valid_pair(world: World, text: str) -> QAPair | None:
     pair = parse_teacher_output(text)
     if pair is None:
         return None
-    # "the boxed answer parses with the verifier": the answer must at least be equal to itself.
-    if world.is_equal(pair.answer, pair.answer) is not True:
-        return None
-    return pair
+    # "the boxed answer parses with the verifier" (where the world has no parser: it equals itself).
+    ok = world.parses(pair.answer) if world.parses is not None else world.is_equal(pair.answer, pair.answer) is True
+    return pair if ok else None
 
 
 def write_datasets(
@@ -119,7 +118,7 @@ def _second_turn(teacher, tokenizer, world: World, firsts, max_new_tokens: int):
     for i, prompt, o in zip(todo, prompts, outs, strict=True):
         s, pair = firsts[i]
         answer = (extract_boxed(o[0].text) or "").strip()
-        if answer and world.is_equal(answer, answer) is True:
+        if answer and (world.parses(answer) if world.parses is not None else world.is_equal(answer, answer) is True):
             pair = QAPair(pair.question, answer)
             result[i] = (TeacherSample(pair, s.text, s.token_ids, prompt, o[0].token_ids), pair)
     return result
