@@ -84,6 +84,11 @@ class TeacherConfig:
     model's in-tag answers are never right). See soar/teacher.py."""
     grad_clip: float = 1.0
     micro_batch: int = 128
+    prefill: str = ""
+    """text that starts every teacher reply (part of the prompt, not trained); "" = the paper. Tiny chat models
+    follow the format more often with "<question>" (configs/smollm2-cpu.yaml)"""
+    require_box: bool = True
+    """the paper's rule: the answer tag must hold \\boxed{}; false also takes a bare answer (tiny models)"""
 
     def __post_init__(self) -> None:
         if self.answer_mode not in ("inline", "two_turn"):
@@ -269,7 +274,7 @@ def run_soar(cfg: SoarConfig, world: World | None = None, on_step=None, progress
         opt.load_state_dict(st["opt"])
         sched.load_state_dict(st["sched"])
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    teacher_prompt_ids = encode_prompts(tokenizer, [world.teacher_prompt])[0]
+    teacher_prompt_ids = encode_prompts(tokenizer, [world.teacher_prompt + tcfg.prefill])[0]
     tb = _tensorboard(out)
 
     steps = range(state.step, cfg.outer_steps)
@@ -297,6 +302,8 @@ def run_soar(cfg: SoarConfig, world: World | None = None, on_step=None, progress
             max_attempts=tcfg.max_attempts,
             answer_mode=tcfg.answer_mode,
             answer_max_new_tokens=cfg.eval_max_new_tokens,
+            prefill=tcfg.prefill,
+            require_box=tcfg.require_box,
         )
 
         # 3. Inner loop (or the intrinsic reward).

@@ -124,6 +124,8 @@ def sample_questions(teacher, tokenizer, world: World, count: int, cfg: SoarConf
         max_attempts=cfg.teacher.max_attempts,
         answer_mode=cfg.teacher.answer_mode,
         answer_max_new_tokens=cfg.eval_max_new_tokens,
+        prefill=cfg.teacher.prefill,
+        require_box=cfg.teacher.require_box,
     )
     return as_problems(ds[0], world.classify)
 
