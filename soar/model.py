@@ -177,6 +177,10 @@ def load_policy(
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     model.soar_base = spec  # where the frozen base comes from, for LoRA checkpoints
+    if kwargs.get("gguf_file"):  # de-quantised to plain tensors on load: save it as an ordinary checkpoint
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
     if opts is not None:
         if opts.gradient_checkpointing:
             kw = {"use_reentrant": False}  # no need for inputs that require grad (LoRA's frozen embeddings)
