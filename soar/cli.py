@@ -11,8 +11,9 @@ from pathlib import Path
 from soar.config import ConfigError, ConfigMismatch, dump_config, load_config
 from soar.evaluate import EvalConfig
 from soar.io import DataError
-from soar.model import DEFAULT_MODEL
+from soar.model import DEFAULT_MODEL, LoadConfig
 from soar.teacher import TeacherFormatError
+from soar.world import check_world
 
 
 @dataclass
@@ -20,7 +21,10 @@ class EvalCommandConfig:
     """`soar eval`: pass@k of one model on a problem set, over seeds."""
 
     model: str = str(DEFAULT_MODEL)
-    """model directory (HF format)"""
+    """model: a local directory, a .gguf file, pkg:PACKAGE/FILE or a hub name"""
+    world: str = "arithmetic"
+    """arithmetic | math"""
+    load: LoadConfig = field(default_factory=LoadConfig)
     problems: str = "data/hard/test.jsonl"
     """JSONL problems (question, answer)"""
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -30,6 +34,9 @@ class EvalCommandConfig:
     threads: int = 2
     eval: EvalConfig = field(default_factory=EvalConfig)
 
+    def __post_init__(self) -> None:
+        check_world(self.world)
+
 
 def _eval(cfg: EvalCommandConfig) -> None:
     import torch
@@ -38,15 +45,16 @@ def _eval(cfg: EvalCommandConfig) -> None:
     from soar.io import atomic_write_text, write_jsonl
     from soar.model import load_policy
     from soar.problems import load_problems
-    from soar.world import ARITHMETIC
+    from soar.world import make_world
 
     torch.set_num_threads(cfg.threads)
-    model, tok = load_policy(cfg.model)
+    model, tok = load_policy(cfg.model, opts=cfg.load)
+    world = make_world(cfg.world, tok)
     problems = load_problems(cfg.problems)
     out = Path(cfg.out)
     summaries = []
     for seed in cfg.seeds:
-        s, recs = evaluate(model, tok, ARITHMETIC, problems, cfg.eval, seed=seed)
+        s, recs = evaluate(model, tok, world, problems, cfg.eval, seed=seed)
         write_jsonl(out / f"per_problem_seed{seed}.jsonl", recs)
         summaries.append({"seed": seed, **s})
     agg = aggregate(summaries)

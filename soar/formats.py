@@ -41,8 +41,11 @@ class QAPair:
     """the boxed content of the answer"""
 
 
-def parse_teacher_output(text: str) -> QAPair | None:
-    """The first well-formed question/answer pair in the text, or None. Never raises."""
+def parse_teacher_output(text: str, require_box: bool = True) -> QAPair | None:
+    """The first well-formed question/answer pair in the text, or None. Never raises.
+
+    `require_box=False` (not the paper's rule; for tiny chat models that drop the box) takes the whole
+    answer-tag content when it holds no `\\boxed{}`."""
     if not text:
         return None
     m = _QA_RE.search(text)
@@ -50,6 +53,8 @@ def parse_teacher_output(text: str) -> QAPair | None:
         return None
     question = m.group(1).strip()
     boxed = extract_boxed(m.group(2))
+    if boxed is None and not require_box:
+        boxed = m.group(2)
     if not question or boxed is None or not boxed.strip():
         return None
     return QAPair(question, boxed.strip())

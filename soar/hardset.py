@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
@@ -19,9 +19,10 @@ from tqdm import tqdm
 from soar.config import to_dict
 from soar.evaluate import correct_counts
 from soar.io import atomic_write_text
-from soar.model import DEFAULT_MODEL, load_policy
-from soar.problems import Problem, load_problems, save_problems
-from soar.world import ARITHMETIC, World
+from soar.mathdata import FORMATS, load_math_problems
+from soar.model import DEFAULT_MODEL, LoadConfig, load_policy
+from soar.problems import Problem, save_problems
+from soar.world import World, check_world, make_world
 from soar.world.arithmetic import make_problem
 
 
@@ -31,10 +32,25 @@ class HardSetConfig:
 
     model: str = str(DEFAULT_MODEL)
     """the base model that must fail"""
+    world: str = "arithmetic"
+    """arithmetic | math: the student prompt and the answer checker"""
+    load: LoadConfig = field(default_factory=LoadConfig)
+    """device, dtype of the model"""
     out: str = "data/hard"
     """folder for train.jsonl, test.jsonl and manifest.json"""
     pool_file: str | None = None
-    """JSONL pool of problems to screen (question, answer); None draws from the arithmetic generator"""
+    """pool of problems to screen: a .jsonl/.json/.parquet file, hf:NAME (needs network) or champ (offline);
+    None draws from the arithmetic generator"""
+    pool_format: str = "problems"
+    """how pool_file's records read: problems (soar JSONL) | math | harp | olympiadbench | champ | fields"""
+    pool_fields: dict = field(default_factory=dict)
+    """pool_format=fields: soar name -> record field, e.g. {question: prompt, answer: target}"""
+    pool_split: str = "test"
+    """hf: sources: the split (MATH's pool is its 5000-problem test split)"""
+    pool_hf_configs: tuple[str, ...] = ()
+    """hf: sources: dataset configs to concatenate (e.g. MATH's seven subjects)"""
+    pool_limit: int = 0
+    """keep only the first N pool problems (0 = all)"""
     family: str = "mix"
     """generator family of the pool"""
     levels: tuple[int, ...] = (5,)
@@ -58,6 +74,11 @@ class HardSetConfig:
     train_fraction: float = 0.5
     """share of the hard problems that go to train (the rest to test)"""
     threads: int = 2
+
+    def __post_init__(self) -> None:
+        check_world(self.world)
+        if self.pool_format not in FORMATS:
+            raise ValueError(f"pool_format must be one of {', '.join(FORMATS)}, got {self.pool_format!r}")
 
 
 def screen(
@@ -107,16 +128,24 @@ def _portable(path: str) -> str:
         return path
 
 
-def make_hard(cfg: HardSetConfig, world: World = ARITHMETIC) -> dict:
+def make_hard(cfg: HardSetConfig, world: World | None = None) -> dict:
     import torch
 
     torch.set_num_threads(cfg.threads)
     t0 = time.time()
-    model, tokenizer = load_policy(cfg.model)
+    model, tokenizer = load_policy(cfg.model, opts=cfg.load)
+    world = world or make_world(cfg.world, tokenizer)
     rng = random.Random(cfg.seed)
     if cfg.pool_file:
-        pool = load_problems(cfg.pool_file)
-        source = f"file:{cfg.pool_file}"
+        pool = load_math_problems(
+            cfg.pool_file,
+            cfg.pool_format,
+            split=cfg.pool_split,
+            hf_configs=cfg.pool_hf_configs,
+            fields=cfg.pool_fields,
+            limit=cfg.pool_limit,
+        )
+        source = f"file:{cfg.pool_file}" if cfg.pool_format == "problems" else f"{cfg.pool_format}:{cfg.pool_file}"
     else:
         seen: set[str] = set()
         pool = []

@@ -39,13 +39,22 @@ import torch
 from soar.config import ConfigMismatch, check_same_config, dump_config
 from soar.evaluate import correct_counts
 from soar.io import append_jsonl, atomic_write_text, read_jsonl
-from soar.model import DEFAULT_MODEL, clone_model, frozen, load_policy, save_policy
+from soar.model import (
+    DEFAULT_MODEL,
+    LoadConfig,
+    clone_model,
+    frozen,
+    load_policy,
+    load_trainable_state,
+    save_policy,
+    trainable_state,
+)
 from soar.problems import Problem, load_problems, save_problems
 from soar.rewards import dataset_reward, learnability_reward, promotion_decision
 from soar.rloo import RLOOConfig, cycling_batches, lr_lambda, policy_update, rloo_advantages, train_rloo
 from soar.sampling import encode_prompts, sample
 from soar.teacher import TeacherSample, as_problems, write_datasets
-from soar.world import ARITHMETIC, World
+from soar.world import World, check_world, make_world
 
 
 @dataclass
@@ -75,6 +84,11 @@ class TeacherConfig:
     model's in-tag answers are never right). See soar/teacher.py."""
     grad_clip: float = 1.0
     micro_batch: int = 128
+    prefill: str = ""
+    """text that starts every teacher reply (part of the prompt, not trained); "" = the paper. Tiny chat models
+    follow the format more often with "<question>" (configs/smollm2-cpu.yaml)"""
+    require_box: bool = True
+    """the paper's rule: the answer tag must hold \\boxed{}; false also takes a bare answer (tiny models)"""
 
     def __post_init__(self) -> None:
         if self.answer_mode not in ("inline", "two_turn"):
@@ -90,7 +104,11 @@ class SoarConfig:
     """One SOAR run (`soar run`'s teacher-training stage)."""
 
     model: str = str(DEFAULT_MODEL)
-    """base model of both teacher and student"""
+    """base model of both teacher and student: a local directory, a .gguf file, pkg:PACKAGE/FILE or a hub name"""
+    world: str = "arithmetic"
+    """arithmetic | math (LaTeX answers checked by math-verify; chat template when the tokenizer has one)"""
+    load: LoadConfig = field(default_factory=LoadConfig)
+    """device, dtype, gradient checkpointing and LoRA of teacher and students"""
     hard_dir: str = "data/hard"
     """folder with the fail@k train.jsonl (Q_R is drawn from it; test.jsonl is never read here)"""
     out: str = "runs/soar"
@@ -126,6 +144,7 @@ class SoarConfig:
     """also keep teacher checkpoints every k outer steps (0 = only the latest)"""
 
     def __post_init__(self) -> None:
+        check_world(self.world)
         if self.qr_metric not in ("greedy", "sampled", "partial"):
             raise ValueError(f"qr_metric must be greedy, sampled or partial, got {self.qr_metric!r}")
         if self.reward not in ("grounded", "intrinsic"):
@@ -212,8 +231,9 @@ def _truncate_logs(out: Path, step: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------
-def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress: bool = True) -> Path:
-    """Train the teacher; returns the run folder. `on_step(step, metrics)` is called after each step."""
+def run_soar(cfg: SoarConfig, world: World | None = None, on_step=None, progress: bool = True) -> Path:
+    """Train the teacher; returns the run folder. `on_step(step, metrics)` is called after each step.
+    `world` defaults to `cfg.world` (built with the model's tokenizer)."""
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     hard_train = load_problems(Path(cfg.hard_dir) / "train.jsonl")
@@ -225,8 +245,8 @@ def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress:
         check_same_config(out / "config.yaml", cfg)
     if ckpt is not None:
         state = RunState(**json.loads((ckpt / "state.json").read_text()))
-        teacher, tokenizer = load_policy(ckpt / "teacher")
-        baseline, _ = load_policy(ckpt / "baseline")
+        teacher, tokenizer = load_policy(ckpt / "teacher", opts=cfg.load)
+        baseline, _ = load_policy(ckpt / "baseline", opts=cfg.load)
         _truncate_logs(out, state.step)
         pq = load_problems(out / "pq.jsonl")[: state.pq_size] if state.pq_size else []
     else:
@@ -239,12 +259,13 @@ def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress:
         out.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, out / "config.yaml")
         state = RunState()
-        teacher, tokenizer = load_policy(cfg.model)
-        baseline = clone_model(teacher)
+        teacher, tokenizer = load_policy(cfg.model, opts=cfg.load)
+        baseline = clone_model(teacher)  # LoRA: new adapters over the teacher's frozen base
         pq = []
-    reference = frozen(load_policy(cfg.model)[0]) if cfg.teacher.kl_coef > 0 else None
+    world = world or make_world(cfg.world, tokenizer)
+    reference = frozen(load_policy(cfg.model, opts=cfg.load)[0]) if cfg.teacher.kl_coef > 0 else None
     tcfg = cfg.teacher
-    opt = torch.optim.AdamW(teacher.parameters(), lr=tcfg.lr, weight_decay=0.0)
+    opt = torch.optim.AdamW([p for p in teacher.parameters() if p.requires_grad], lr=tcfg.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lr_lambda(RLOOConfig(steps=cfg.outer_steps, lr=tcfg.lr, warmup=tcfg.warmup, schedule=tcfg.schedule))
     )
@@ -253,7 +274,7 @@ def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress:
         opt.load_state_dict(st["opt"])
         sched.load_state_dict(st["sched"])
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    teacher_prompt_ids = encode_prompts(tokenizer, [world.teacher_prompt])[0]
+    teacher_prompt_ids = encode_prompts(tokenizer, [world.teacher_prompt + tcfg.prefill])[0]
     tb = _tensorboard(out)
 
     steps = range(state.step, cfg.outer_steps)
@@ -281,6 +302,8 @@ def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress:
             max_attempts=tcfg.max_attempts,
             answer_mode=tcfg.answer_mode,
             answer_max_new_tokens=cfg.eval_max_new_tokens,
+            prefill=tcfg.prefill,
+            require_box=tcfg.require_box,
         )
 
         # 3. Inner loop (or the intrinsic reward).
@@ -319,7 +342,7 @@ def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress:
                     seed=_seed(cfg.seed, t, 5, k, j),
                 )
                 accs.append(qr_accuracy(student, tokenizer, world, qr, cfg, _seed(cfg.seed, t, 2)))
-                sds.append({n: p.detach().clone() for n, p in student.state_dict().items()})
+                sds.append(trainable_state(student))  # LoRA: the adapters only
                 del student
             R.append(dataset_reward(accs, base_acc))
             student_R.append([a - base_acc for a in accs])
@@ -346,7 +369,7 @@ def run_soar(cfg: SoarConfig, world: World = ARITHMETIC, on_step=None, progress:
         promoted = cfg.promote and cfg.reward == "grounded" and decision.promote
         if promoted:
             k, j = decision.dataset, decision.student
-            baseline.load_state_dict(students[k][j])
+            load_trainable_state(baseline, students[k][j])
             new_pq = as_problems(datasets[k], world.classify)
             pq.extend(new_pq)
             state.pq_size = len(pq)
@@ -435,12 +458,12 @@ def _tensorboard(out: Path):
     return SummaryWriter(str(out / "tensorboard"))
 
 
-def trained_teacher(out: str | Path):
+def trained_teacher(out: str | Path, opts: LoadConfig | None = None):
     """(teacher model, tokenizer) of a finished or interrupted run."""
     ckpt = _latest_checkpoint(Path(out))
     if ckpt is None:
         raise FileNotFoundError(f"no checkpoint in {out}")
-    return load_policy(ckpt / "teacher")
+    return load_policy(ckpt / "teacher", opts=opts)
 
 
 __all__ = ["SoarConfig", "TeacherConfig", "run_soar", "trained_teacher", "ConfigMismatch", "TeacherSample"]

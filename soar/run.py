@@ -1,6 +1,7 @@
 """`soar run`: the main job, top to bottom.
 
-1. Hard sets: reuse `hard_dir` (train.jsonl / test.jsonl), or build them with `soar make-hard` settings.
+1. Hard sets: reuse `hard_dir` (train.jsonl / test.jsonl), or, with `make_hard: true` and no train.jsonl
+   there yet, build them first with the `hardset` settings (fail@k on a pool, 50/50 split; soar.hardset).
 2. SOAR (grounded reward) and Intrinsic-T (learnability reward) teacher runs (soar.loop), resumable.
 3. Question sets: Base-T (the untrained teacher), Grounded-T and Intrinsic-T (the trained teachers),
    `questions` valid pairs each; PQ (the promoted datasets of the SOAR run).
@@ -30,15 +31,16 @@ import torch
 from soar.config import check_same_config, dump_config
 from soar.embed import ngram_embeddings
 from soar.evaluate import EvalConfig, aggregate, correct_counts, evaluate
+from soar.hardset import HardSetConfig, make_hard
 from soar.io import append_jsonl, atomic_write_text, read_jsonl, write_jsonl
 from soar.loop import SoarConfig, run_soar, trained_teacher
 from soar.metrics import vendi_bootstrap
-from soar.model import DEFAULT_MODEL, clone_model, load_policy
+from soar.model import DEFAULT_MODEL, LoadConfig, clone_model, load_policy
 from soar.premise import phased
 from soar.problems import Problem, load_problems, save_problems
 from soar.rloo import RLOOConfig, cycling_batches, train_rloo
 from soar.teacher import as_problems, write_datasets
-from soar.world import ARITHMETIC, World
+from soar.world import World, check_world, make_world
 
 ARMS = ("base", "hard_only", "base_t", "grounded_t", "intrinsic_t", "pq", "ps")
 NAMES = {
@@ -74,7 +76,17 @@ class RunConfig:
     """The main job."""
 
     model: str = str(DEFAULT_MODEL)
+    """base model of teachers and students: a local directory, a .gguf file, pkg:PACKAGE/FILE or a hub name"""
+    world: str = "arithmetic"
+    """arithmetic | math (for the teacher runs too: soar.world is replaced by this)"""
+    load: LoadConfig = field(default_factory=LoadConfig)
+    """device, dtype, gradient checkpointing and LoRA (for the teacher runs too)"""
     hard_dir: str = "data/hard"
+    """fail@k train.jsonl / test.jsonl"""
+    make_hard: bool = False
+    """build hard_dir first with the `hardset` settings when it has no train.jsonl"""
+    hardset: HardSetConfig = field(default_factory=HardSetConfig)
+    """make_hard: the screening (its model, world, load and out are replaced by this config's)"""
     out: str = "runs/main"
     seeds: tuple[int, ...] = (0,)
     """student seeds (the teacher runs use soar.seed)"""
@@ -92,6 +104,7 @@ class RunConfig:
     """continue the run in `out` (`soar run --resume DIR`); the config must match"""
 
     def __post_init__(self) -> None:
+        check_world(self.world)
         bad = [a for a in self.arms if a not in ARMS]
         if bad:
             raise ValueError(f"unknown arms {bad}; valid: {list(ARMS)}")
@@ -111,6 +124,8 @@ def sample_questions(teacher, tokenizer, world: World, count: int, cfg: SoarConf
         max_attempts=cfg.teacher.max_attempts,
         answer_mode=cfg.teacher.answer_mode,
         answer_max_new_tokens=cfg.eval_max_new_tokens,
+        prefill=cfg.teacher.prefill,
+        require_box=cfg.teacher.require_box,
     )
     return as_problems(ds[0], world.classify)
 
@@ -160,7 +175,7 @@ def question_stats(problems: list[Problem], world: World, cfg: RunConfig) -> dic
     }
 
 
-def run_main(cfg: RunConfig, world: World = ARITHMETIC) -> dict:
+def run_main(cfg: RunConfig, world: World | None = None) -> dict:
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     if cfg.resume:
@@ -173,9 +188,24 @@ def run_main(cfg: RunConfig, world: World = ARITHMETIC) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, out / "config.yaml")
     t_start = time.time()
+    if cfg.make_hard and not (Path(cfg.hard_dir) / "train.jsonl").exists():
+        print(f"hard sets: screening {cfg.hardset.pool_file or 'the generator'} with fail@{cfg.hardset.k}")
+        make_hard(
+            HardSetConfig(
+                **{
+                    **cfg.hardset.__dict__,
+                    "model": cfg.model,
+                    "world": cfg.world,
+                    "load": cfg.load,
+                    "out": cfg.hard_dir,
+                    "threads": cfg.threads,
+                }
+            )
+        )
     hard_train = load_problems(Path(cfg.hard_dir) / "train.jsonl")
     hard_test = load_problems(Path(cfg.hard_dir) / "test.jsonl")
-    base, tokenizer = load_policy(cfg.model)
+    base, tokenizer = load_policy(cfg.model, opts=cfg.load)
+    world = world or make_world(cfg.world, tokenizer)
 
     # 2. Teacher runs (each resumes where it stopped).
     teachers: dict[str, Path] = {}
@@ -189,6 +219,8 @@ def run_main(cfg: RunConfig, world: World = ARITHMETIC) -> dict:
                 "out": str(tdir),
                 "reward": reward,
                 "model": cfg.model,
+                "world": cfg.world,
+                "load": cfg.load,
                 "hard_dir": cfg.hard_dir,
                 "threads": cfg.threads,
                 "resume": (tdir / "config.yaml").exists(),
@@ -210,7 +242,7 @@ def run_main(cfg: RunConfig, world: World = ARITHMETIC) -> dict:
             continue
         path = out / "questions" / f"{arm}.jsonl"
         if not path.exists():
-            teacher = base if src is None else trained_teacher(teachers[src])[0]
+            teacher = base if src is None else trained_teacher(teachers[src], cfg.load)[0]
             save_problems(path, sample_questions(teacher, tokenizer, world, cfg.questions, cfg.soar, 7_000))
         qsets[arm] = load_problems(path)
     pq_path = teachers["soar"] / "pq.jsonl"
@@ -278,7 +310,7 @@ def best_promoted(promos: list[dict], tokenizer, world: World, hard_train: list[
     """PS: of the promoted students, the one with the best greedy accuracy on the hard TRAIN set."""
     best, best_acc = None, -1.0
     for p in promos:
-        model, _ = load_policy(p["student_dir"])
+        model, _ = load_policy(p["student_dir"], opts=cfg.load)
         acc = sum(correct_counts(model, tokenizer, world, hard_train, 1, 0.0, cfg.eval.max_new_tokens, 0)) / len(
             hard_train
         )

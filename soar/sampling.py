@@ -37,13 +37,22 @@ def _left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
     return ids, mask
 
 
+def stop_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Token ids that end a completion: the tokenizer's EOS and the model's generation-config EOS ids
+    (chat models such as Llama-3-Instruct end a turn with <|eot_id|>, not <|end_of_text|>)."""
+    ids = [tokenizer.eos_token_id]
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids += gen_eos if isinstance(gen_eos, list) else [gen_eos]
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
 @torch.no_grad()
 def _generate(
     model: PreTrainedModel,
     prompt_ids: list[list[int]],
     temperature: float,
     max_new_tokens: int,
-    eos_id: int,
+    eos_ids: list[int],
     pad_id: int,
     generator: torch.Generator | None,
 ) -> tuple[list[list[int]], list[bool]]:
@@ -58,6 +67,7 @@ def _generate(
         raise FloatingPointError("the model produced non-finite logits (NaN/inf weights?); the run diverged")
     next_pos = pos[:, -1:] + 1  # (B, 1)
     done = torch.zeros(B, dtype=torch.bool, device=device)
+    stop = torch.tensor(eos_ids, device=device)  # (S,) any of them ends a completion
     new = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=device)
     for t in range(max_new_tokens):
         if temperature <= 0:
@@ -70,17 +80,19 @@ def _generate(
                 tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
         tok = torch.where(done, torch.full_like(tok, pad_id), tok)
         new[:, t] = tok
-        done |= tok == eos_id
+        is_eos = torch.isin(tok, stop) & ~done
+        done |= is_eos
         if bool(done.all()) or t == max_new_tokens - 1:
             break
-        mask = torch.cat([mask, (~done | (tok == eos_id)).long()[:, None]], dim=1)
+        mask = torch.cat([mask, (~done | is_eos).long()[:, None]], dim=1)
         out = model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos, cache=cache, use_cache=True)
         cache, logits = out.cache, out.logits[:, -1, :]
         next_pos = next_pos + 1
     seqs, finished = [], []
     for row in new.tolist():
-        if eos_id in row:
-            seqs.append(row[: row.index(eos_id) + 1])
+        end = next((i for i, x in enumerate(row) if x in eos_ids), None)
+        if end is not None:
+            seqs.append(row[: end + 1])
             finished.append(True)
         else:
             seqs.append([x for x in row if x != pad_id])
@@ -107,12 +119,12 @@ def sample(
     was_training = model.training
     model.eval()
     gen = None
-    if seed is not None:
-        gen = torch.Generator(device="cpu").manual_seed(seed)
+    if seed is not None:  # on the model's device: no logits copy to the CPU per token on a GPU
+        gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
     enc = encode_prompts(tokenizer, prompts)
     rows = [p for p in enc for _ in range(k)]
-    eos = tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    eos = stop_ids(model, tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
     all_seqs: list[list[int]] = []
     all_fin: list[bool] = []
     # Sort by prompt length so each batch pads little; restore order afterwards.

@@ -42,15 +42,14 @@ class TeacherSample:
     """two-turn mode: the second turn's completion"""
 
 
-def valid_pair(world: World, text: str) -> QAPair | None:
+def valid_pair(world: World, text: str, require_box: bool = True) -> QAPair | None:
     """The pair in `text` if it is valid for `world` (tags, a box, an answer the verifier parses)."""
-    pair = parse_teacher_output(text)
+    pair = parse_teacher_output(text, require_box)
     if pair is None:
         return None
-    # "the boxed answer parses with the verifier": the answer must at least be equal to itself.
-    if world.is_equal(pair.answer, pair.answer) is not True:
-        return None
-    return pair
+    # "the boxed answer parses with the verifier" (where the world has no parser: it equals itself).
+    ok = world.parses(pair.answer) if world.parses is not None else world.is_equal(pair.answer, pair.answer) is True
+    return pair if ok else None
 
 
 def write_datasets(
@@ -66,8 +65,13 @@ def write_datasets(
     max_attempts: float = 8.0,
     answer_mode: str = "inline",
     answer_max_new_tokens: int = 64,
+    prefill: str = "",
+    require_box: bool = True,
 ) -> tuple[list[list[TeacherSample]], dict]:
     """g datasets of n valid samples each, in sampling order, and {attempts, invalid, invalid_rate}.
+
+    `prefill` starts the teacher's reply (it is appended to the prompt, and put back in front of each
+    completion before parsing); "" is the paper's setting.
 
     Raises TeacherFormatError after more than `max_attempts * g * n` samples."""
     need = g * n
@@ -89,14 +93,14 @@ def write_datasets(
         out = sample(
             teacher,
             tokenizer,
-            [world.teacher_prompt],
+            [world.teacher_prompt + prefill],
             k,
             temperature=temperature,
             max_new_tokens=max_new_tokens,
             seed=seed * 1000 + round_,
         )[0]
         round_ += 1
-        firsts = [(s, valid_pair(world, s.text)) for s in out]
+        firsts = [(s, valid_pair(world, prefill + s.text, require_box)) for s in out]
         if answer_mode == "two_turn":
             firsts = _second_turn(teacher, tokenizer, world, firsts, answer_max_new_tokens)
         for s, pair in firsts:
@@ -119,7 +123,7 @@ def _second_turn(teacher, tokenizer, world: World, firsts, max_new_tokens: int):
     for i, prompt, o in zip(todo, prompts, outs, strict=True):
         s, pair = firsts[i]
         answer = (extract_boxed(o[0].text) or "").strip()
-        if answer and world.is_equal(answer, answer) is True:
+        if answer and (world.parses(answer) if world.parses is not None else world.is_equal(answer, answer) is True):
             pair = QAPair(pair.question, answer)
             result[i] = (TeacherSample(pair, s.text, s.token_ids, prompt, o[0].token_ids), pair)
     return result

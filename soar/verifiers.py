@@ -1,9 +1,17 @@
-"""Answer extraction and the paper's shaped student reward (pure functions, never raise on model text)."""
+"""Answer extraction, math answer checking (math-verify) and the paper's shaped student reward.
+
+None of these raise on model text; the math check never hangs (a worker process with a hard timeout)."""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import multiprocessing as mp
+import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 BOX = "\\boxed{"
 
@@ -65,3 +73,152 @@ def shaped_reward(
     if gold.strip() and gold.strip() in pred:
         return shaping.contains
     return shaping.boxed
+
+
+# ------------------------------------------------------------------------------------------------------
+# Symbolic equivalence with math-verify, in a worker process with a hard timeout.
+#
+# math-verify bounds its own work with `signal.alarm`, which works only in a main thread and cannot stop a
+# long computation inside C code (a huge integer power, say). So every check runs in one long-lived worker
+# process (its main thread: math-verify's own timeouts work there), and the caller waits at most
+# `hard_timeout` seconds; a worker that does not answer is killed and replaced, and the answer is None
+# (unscorable: left out of the RLOO baseline). Results are cached, so a pathological answer costs its
+# timeout once per process.
+
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+_CACHE_SIZE = 100_000
+
+
+def _as_math(s: str) -> str:
+    """A bare answer wrapped as inline LaTeX, which math-verify's LaTeX extraction reads."""
+    s = s.strip()
+    return s if s.startswith("$") or s.startswith("\\(") or s.startswith("\\[") else f"${s}$"
+
+
+def _verify(gold: str, predicted: str, soft_timeout: int) -> bool:
+    """math-verify's verdict (runs in the worker process)."""
+    from math_verify import parse, verify
+
+    g = parse(_as_math(gold), parsing_timeout=soft_timeout)
+    p = parse(_as_math(predicted), parsing_timeout=soft_timeout)
+    if not g or not p:
+        return False
+    return bool(verify(g, p, timeout_seconds=soft_timeout))
+
+
+def _parses(answer: str, soft_timeout: int) -> bool:
+    """Does math-verify read a symbolic expression (not just the raw string) from `answer`? (worker)"""
+    from math_verify import parse
+
+    return bool(parse(_as_math(answer), fallback_mode="no_fallback", parsing_timeout=soft_timeout))
+
+
+def _warm() -> bool:
+    import math_verify  # noqa: F401  (the slow import happens once, before any timed call)
+
+    return True
+
+
+def _serve(conn) -> None:
+    """Worker loop: receive (fn, args), send back (ok, value)."""
+    while True:
+        try:
+            fn, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            conn.send((True, fn(*args)))
+        except Exception as e:  # a checker error is an answer, not a crash of the worker
+            conn.send((False, repr(e)))
+
+
+class _Worker:
+    """One spawned worker process; `call` returns (ok, value) or None when it timed out or died."""
+
+    def __init__(self) -> None:
+        self.proc = None
+        self.conn = None
+        self.lock = threading.Lock()
+
+    def _start(self, startup_timeout: float) -> None:
+        ctx = mp.get_context("spawn")  # no fork of a process that holds torch threads and a model
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child,), daemon=True, name="soar-math-verify")
+        self.proc.start()
+        child.close()
+        self.conn.send((_warm, ()))
+        if not self.conn.poll(startup_timeout):
+            self._stop()
+            raise RuntimeError(f"the math-verify worker did not start within {startup_timeout:.0f} s")
+        self.conn.recv()
+
+    def _stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.join()
+            self.conn.close()
+        self.proc = self.conn = None
+
+    def call(self, fn, args: tuple, timeout: float, startup_timeout: float = 120.0):
+        with self.lock:
+            if self.proc is None or not self.proc.is_alive():
+                self._stop()
+                self._start(startup_timeout)
+            try:
+                self.conn.send((fn, args))
+                if self.conn.poll(timeout):
+                    return self.conn.recv()
+            except (EOFError, OSError, BrokenPipeError):
+                pass
+            self._stop()  # stuck or dead: the next call starts a fresh worker
+            return None
+
+
+_WORKER = _Worker()
+
+
+def _require_math_verify() -> None:
+    if importlib.util.find_spec("math_verify") is None:
+        raise ImportError(
+            "math answer checking needs math-verify: pip install 'soar[math]' "
+            "(math-verify and antlr4-python3-runtime==4.13.2)"
+        )
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def math_equal_or_none(gold: str, predicted: str, soft_timeout: int = 3, hard_timeout: float = 15.0) -> bool | None:
+    """Like `math_equal`, but None when the check timed out (the reward treats it as unscorable)."""
+    gold, predicted = (gold or "").strip(), (predicted or "").strip()
+    if not gold or not predicted:
+        return False
+    if _NUMBER.fullmatch(gold) and _NUMBER.fullmatch(predicted):  # the common case, without the worker
+        return Decimal(gold) == Decimal(predicted)
+    _require_math_verify()
+    out = _WORKER.call(_verify, (gold, predicted, soft_timeout), hard_timeout)
+    if out is None:
+        return None
+    ok, value = out
+    return bool(value) if ok else False
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def math_parses(answer: str, soft_timeout: int = 3, hard_timeout: float = 15.0) -> bool:
+    """True if math-verify parses `answer` into a symbolic expression (the paper's validity check of a
+    teacher's boxed answer); False for empty, unparsable or timed-out answers."""
+    answer = (answer or "").strip()
+    if not answer:
+        return False
+    if _NUMBER.fullmatch(answer):
+        return True
+    _require_math_verify()
+    out = _WORKER.call(_parses, (answer, soft_timeout), hard_timeout)
+    return out is not None and out[0] and bool(out[1])
+
+
+def math_equal(gold: str, predicted: str) -> bool:
+    """Is `predicted` (a bare answer, e.g. the content of `\\boxed{}`) mathematically equal to `gold`?
+
+    math-verify's `verify(parse(gold), parse(predicted))`, each wrapped in `$...$`; unparsable or empty
+    answers are not equal; a check that exceeds the hard timeout counts as not equal. Never raises on model
+    text, never hangs."""
+    return bool(math_equal_or_none(gold, predicted))

@@ -41,3 +41,9 @@ def test_reasoning_between_the_tags_is_allowed():
     # a second <question> between the tags breaks the pair: the later, well-formed pair is taken
     text = "<question>a</question> junk <question>b</question><answer>\\boxed{3}</answer>"
     assert parse_teacher_output(text) == QAPair("b", "3")
+
+
+def test_lenient_teacher_parse_takes_a_bare_answer_only_when_asked():
+    text = "<question>What is 3+3?</question>\n<answer>6</answer>"
+    assert parse_teacher_output(text) is None  # the paper's rule: the answer needs \boxed{}
+    assert parse_teacher_output(text, require_box=False) == QAPair("What is 3+3?", "6")

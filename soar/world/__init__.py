@@ -1,6 +1,7 @@
 """Task worlds: how a question becomes a student prompt and how an answer is checked.
 
-`ARITHMETIC` is the built-in default. Real math datasets (MATH, HARP, OlympiadBench) arrive with issue 4.
+`ARITHMETIC` is the built-in default; `math` (soar.world.math) checks LaTeX answers with math-verify for MATH,
+HARP, OlympiadBench and CHAMP. Configs name a world with `world: arithmetic | math`; `make_world` builds it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class World:
     partial_credit: Callable[[str, str], float] | None = None
     """(question, completion) -> [0, 1] progress toward the answer (arithmetic: steps right before the first
     mistake); only for the optional dense Q_R metric of the SOAR loop"""
+    parses: Callable[[str], bool] | None = None
+    """answer -> does the verifier read it (a teacher pair is valid only then); None = is_equal(a, a)"""
 
 
 def _arith_truth(question: str) -> str | None:
@@ -44,3 +47,23 @@ ARITHMETIC = World(
     _arith_truth,
     arithmetic.step_credit,
 )
+
+
+WORLDS = ("arithmetic", "math")
+"""the names a config's `world` may take"""
+
+
+def check_world(name: str) -> None:
+    if name not in WORLDS:
+        raise ValueError(f"unknown world {name!r}; valid worlds: {', '.join(WORLDS)}")
+
+
+def make_world(name: str, tokenizer=None) -> World:
+    """The world called `name`; the math world uses `tokenizer`'s chat template in its prompts when it has
+    one (the arithmetic world keeps its plain prompt: its character tokenizer has no template)."""
+    check_world(name)
+    if name == "arithmetic":
+        return ARITHMETIC
+    from soar.world.math import math_world
+
+    return math_world(tokenizer)

@@ -1,0 +1,179 @@
+"""GPU check: sampling and training throughput of a 1B-shaped Llama in bf16, MFU, and a few SOAR outer steps.
+
+    python benchmarks/gpu_check.py                      # on the lent GPU machine (defaults: 1B shapes, bf16)
+    python benchmarks/gpu_check.py --shape tiny --outer-steps 1 --soar-sizes tiny   # the CPU smoke run
+
+1. Throughput: a randomly initialised Llama with the shapes of Llama-3.2-1B (16 layers, width 2048, 32 heads,
+   8 KV heads, MLP 8192, vocab 128256; 1.24B parameters) built on the device, so nothing large is copied in.
+   Sampling: new tokens/s of the sampling seam's generator (KV cache, temperature 1) from random prompts.
+   Training: completion tokens/s of one RLOO policy update (forward + backward + AdamW, with the KL reference
+   forward), the student's inner-loop step.
+   MFU = achieved FLOP/s / peak bf16 FLOP/s, with 2N FLOPs per sampled token and 8N per trained token
+   (6N forward + backward of the policy, 2N forward of the reference; attention FLOPs left out).
+2. SOAR: `--outer-steps` outer steps of the real loop (soar.loop.run_soar) on the shipped arithmetic model
+   and hard set (4 MB: fits the device machine's transfer limit; math-verify is not needed), in bf16.
+Everything is printed as one JSON object (and written to --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from soar.loop import SoarConfig, TeacherConfig, run_soar
+from soar.model import DEFAULT_MODEL, LoadConfig, frozen
+from soar.rloo import RLOOConfig, policy_update
+from soar.sampling import _generate
+
+ROOT = Path(__file__).resolve().parent.parent
+SHAPES = {
+    "1b": dict(hidden_size=2048, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8,
+               intermediate_size=8192, vocab_size=128256),
+    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                 intermediate_size=128, vocab_size=1000),
+}  # fmt: skip
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
+"""dense bf16 tensor-core peaks (SXM parts) by device-name substring"""
+
+
+def peak_flops(device: str, override: float | None) -> float | None:
+    if override:
+        return override * 1e12
+    if not device.startswith("cuda"):
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_BF16.items() if k in name), None)
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def throughput(args, device: str, dtype: torch.dtype) -> dict:
+    torch.manual_seed(0)
+    cfg = LlamaConfig(**SHAPES[args.shape], max_position_embeddings=4096, tie_word_embeddings=True)
+    with torch.device(device):
+        model = LlamaForCausalLM(cfg).to(dtype)
+    n_params = sum(p.numel() for p in model.parameters())
+    vocab = cfg.vocab_size
+    gen = torch.Generator(device=device).manual_seed(0)
+    prompts = [[random.Random(i).randrange(3, vocab) for _ in range(args.prompt_len)] for i in range(args.batch)]
+    # eos = pad = 0, which a random model almost never samples: every row runs to max_new_tokens
+    _generate(model, prompts[:2], 1.0, 4, [0], 0, gen)  # warm-up
+    sync(device)
+    t = time.perf_counter()
+    seqs, _ = _generate(model, prompts, 1.0, args.new_tokens, [0], 0, gen)
+    sync(device)
+    dt_s = time.perf_counter() - t
+    sampled = sum(len(s) for s in seqs)
+
+    ref = frozen(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    rows = [(p, s, random.Random(i).uniform(-1, 1)) for i, (p, s) in enumerate(zip(prompts, seqs, strict=True))]
+    policy_update(model, ref, opt, sched, rows[:2], 0.001, 1.0, args.micro_batch, 0)  # warm-up
+    sync(device)
+    t = time.perf_counter()
+    for _ in range(args.train_steps):
+        policy_update(model, ref, opt, sched, rows, 0.001, 1.0, args.micro_batch, 0)
+    sync(device)
+    dt_t = time.perf_counter() - t
+    trained = args.train_steps * sum(len(s) for s in seqs)
+    peak = peak_flops(device, args.peak_tflops)
+    out = {
+        "shape": args.shape,
+        "parameters": n_params,
+        "batch": args.batch,
+        "prompt_tokens": args.prompt_len,
+        "new_tokens": args.new_tokens,
+        "sample_tok_s": round(sampled / dt_s, 1),
+        "train_tok_s": round(trained / dt_t, 1),
+        "peak_tflops": None if peak is None else peak / 1e12,
+        "mfu_sample": None if peak is None else round(2 * n_params * sampled / dt_s / peak, 4),
+        "mfu_train": None if peak is None else round(8 * n_params * trained / dt_t / peak, 4),
+    }
+    if device.startswith("cuda"):
+        out["max_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    del model, ref, opt
+    return out
+
+
+def soar_steps(args, device: str) -> dict:
+    if args.outer_steps <= 0:
+        return {}
+    tiny = args.soar_sizes == "tiny"
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = SoarConfig(
+            model=str(DEFAULT_MODEL),
+            hard_dir=str(ROOT / "data" / "hard"),
+            out=str(Path(tmp) / "soar"),
+            load=LoadConfig(device=device, dtype=args.dtype),
+            outer_steps=args.outer_steps,
+            r=1 if tiny else 2,
+            qr_size=4 if tiny else 64,
+            teacher=TeacherConfig(n=2 if tiny else 16, g=2 if tiny else 4),
+            inner=RLOOConfig(steps=1 if tiny else 10, batch_size=2 if tiny else 8, group_size=2 if tiny else 32),
+            threads=torch.get_num_threads(),
+        )
+        t = time.perf_counter()
+        run_soar(cfg, progress=False)
+        dt = time.perf_counter() - t
+        rows = [json.loads(x) for x in (Path(cfg.out) / "metrics.jsonl").read_text().splitlines()]
+    return {
+        "soar_outer_steps": args.outer_steps,
+        "soar_seconds_per_outer_step": round(dt / args.outer_steps, 2),
+        "soar_step_seconds": [r["seconds"] for r in rows],
+        "soar_rhat": [r["rhat"] for r in rows],
+        "soar_sizes": {"r": cfg.r, "qr_size": cfg.qr_size, "n": cfg.teacher.n, "g": cfg.teacher.g,
+                       "inner_steps": cfg.inner.steps, "inner_batch": cfg.inner.batch_size,
+                       "inner_group": cfg.inner.group_size},
+    }  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="1b")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--dtype", default="auto", help="auto = bfloat16 on CUDA, float32 on CPU")
+    ap.add_argument("--batch", type=int, default=64, help="sequences sampled (and trained) together")
+    ap.add_argument("--prompt-len", type=int, default=128)
+    ap.add_argument("--new-tokens", type=int, default=256)
+    ap.add_argument("--train-steps", type=int, default=3)
+    ap.add_argument("--micro-batch", type=int, default=16)
+    ap.add_argument("--gradient-checkpointing", action="store_true")
+    ap.add_argument("--peak-tflops", type=float, default=None, help="peak bf16 TFLOP/s when not known by name")
+    ap.add_argument("--outer-steps", type=int, default=3, help="SOAR outer steps on the arithmetic model (0 = skip)")
+    ap.add_argument("--soar-sizes", choices=("default", "tiny"), default="default")
+    ap.add_argument("--out", default=None, help="also write the JSON here")
+    args = ap.parse_args()
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = {"auto": torch.bfloat16 if device.startswith("cuda") else torch.float32}.get(args.dtype) or getattr(
+        torch, args.dtype
+    )
+    result = {
+        "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "dtype": str(dtype).removeprefix("torch."),
+        "threads": torch.get_num_threads(),
+        **throughput(args, device, dtype),
+        **soar_steps(args, device),
+    }
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

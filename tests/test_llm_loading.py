@@ -1,0 +1,105 @@
+"""Loading Hugging Face causal LMs: dtype, device, gradient checkpointing, LoRA students over one shared
+frozen base, adapter checkpoints, stop tokens of chat models."""
+
+import random
+
+import pytest
+import torch
+
+from soar.model import (
+    LoadConfig,
+    LoraSettings,
+    clone_model,
+    frozen,
+    load_policy,
+    load_trainable_state,
+    save_policy,
+    trainable_state,
+)
+from soar.rloo import RLOOConfig, cycling_batches, policy_update, train_rloo
+from soar.sampling import sample, stop_ids
+from soar.world import ARITHMETIC
+from soar.world.arithmetic import make_problem
+
+
+def checkpointing(model) -> bool:
+    return any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+
+
+LORA = LoadConfig(device="cpu", dtype="float32", lora=LoraSettings(r=4, alpha=8))
+
+
+def test_dtype_device_and_gradient_checkpointing(tiny_dir):
+    model, _ = load_policy(tiny_dir, opts=LoadConfig(device="cpu", dtype="bfloat16", gradient_checkpointing=True))
+    assert next(model.parameters()).dtype == torch.bfloat16
+    assert checkpointing(model)
+    model, _ = load_policy(tiny_dir, opts=LoadConfig())  # auto on a CPU machine: float32
+    assert next(model.parameters()).dtype == torch.float32 and not checkpointing(model)
+    with pytest.raises(ValueError, match="load.dtype"):
+        LoadConfig(dtype="fp8")
+
+
+def test_missing_model_files_are_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_policy(tmp_path / "model.gguf")
+    with pytest.raises(FileNotFoundError, match="not installed"):
+        load_policy("pkg:no_such_package_here/model.gguf")
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        load_policy(tmp_path)
+
+
+def test_lora_students_share_one_frozen_base_and_train_only_adapters(tiny_dir):
+    base, tok = load_policy(tiny_dir, opts=LORA)
+    trainable = {n for n, p in base.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    student = clone_model(base)
+    b_params, s_params = dict(base.named_parameters()), dict(student.named_parameters())
+    for n, p in s_params.items():  # frozen weights are the same tensors; adapters are copies
+        assert (p.data_ptr() == b_params[n].data_ptr()) == (n not in trainable)
+    frozen_before = {n: p.clone() for n, p in s_params.items() if n not in trainable}
+    lora_before = trainable_state(student)
+    rng = random.Random(0)
+    problems = [make_problem("add", 0, rng) for _ in range(4)]
+    cfg = RLOOConfig(steps=1, batch_size=2, group_size=2, max_new_tokens=8, lr=1e-2)
+    train_rloo(student, tok, ARITHMETIC, cycling_batches(problems, 2), cfg, seed=0)  # runs end to end
+    opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=1e-2)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    rows = [([1, 5, 6], [7, 8, 2], 1.0), ([1, 5, 6], [9, 2], -1.0)]  # (prompt ids, completion ids, advantage)
+    policy_update(student, None, opt, sched, rows, 0.0, 1.0, 8, tok.pad_token_id)
+    after = trainable_state(student)
+    assert set(after) == trainable
+    assert any(not torch.equal(after[n], lora_before[n]) for n in after)  # the adapters moved
+    for n, p in student.named_parameters():
+        if n in frozen_before:
+            assert torch.equal(p, frozen_before[n])  # the shared base did not
+    load_trainable_state(base, after)  # a promotion: the baseline takes the student's adapters
+    x = torch.tensor([[1, 5, 6, 7]])
+    assert torch.allclose(base(input_ids=x).logits, student(input_ids=x).logits)
+    ref = frozen(student)
+    assert not any(p.requires_grad for p in ref.parameters())
+
+
+def test_lora_checkpoint_round_trip(tiny_dir, tmp_path):
+    model, tok = load_policy(tiny_dir, opts=LORA)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.fill_(0.01)  # not the zero init, so the adapters matter
+    save_policy(model, tok, tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "adapter_config.json").exists() and (tmp_path / "ckpt" / "soar_base.json").exists()
+    again, _ = load_policy(tmp_path / "ckpt", opts=LORA)
+    x = torch.tensor([[1, 5, 6, 7]])
+    assert torch.allclose(model(input_ids=x).logits, again(input_ids=x).logits, atol=1e-6)
+    assert any(p.requires_grad for p in again.parameters())  # trainable again after a resume
+
+
+def test_generation_config_eos_ids_also_stop(tiny):
+    model, tok = tiny
+    plus = tok.convert_tokens_to_ids("+")
+    model.generation_config.eos_token_id = [tok.eos_token_id, plus]
+    assert stop_ids(model, tok) == [tok.eos_token_id, plus]
+    out = sample(model, tok, ["User: 1 +2 Assistant: "], 16, temperature=1.0, max_new_tokens=40, seed=0)[0]
+    for s in out:
+        if s.finished:
+            assert s.token_ids[-1] in (tok.eos_token_id, plus)
+            assert plus not in s.token_ids[:-1] and tok.eos_token_id not in s.token_ids[:-1]
