@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SOAR := $(VENV)/bin/soar
 
-.PHONY: install demo test test-slow bench lint clean smollm2 gpu-check
+.PHONY: install demo premise test test-slow bench lint clean smollm2 gpu-check
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,11 @@ install: $(VENV)/.installed
 
 ## The main job on the built-in default (arithmetic world, shipped tiny model and hard sets).
 demo: install
-	$(SOAR) premise --config configs/demo.yaml
+	$(SOAR) run --config configs/demo.yaml
+
+## The premise (Hard-Only vs oracle curriculum, 3 seeds; the README's table).
+premise: install
+	$(SOAR) premise --config configs/premise.yaml
 
 ## The test suite (fast tiers; about a few minutes on 2 cores).
 test: install

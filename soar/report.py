@@ -120,7 +120,8 @@ def main_report(
     parts = [
         "# SOAR run report",
         "",
-        f"Held-out hard TEST set, pass@k in % from n={cfg.eval.n} samples, mean ± SD over "
+        f"Held-out hard TEST set{f' (its first {cfg.test_limit} problems)' if getattr(cfg, 'test_limit', 0) else ''}, "
+        f"pass@k in % from n={cfg.eval.n} samples, mean ± SD over "
         f"{len(cfg.seeds)} student seed(s). Trained students: {cfg.student.steps} RLOO steps "
         f"({cfg.student.mode}; {cfg.student.synthetic_steps} on synthetic questions first)."
         f" Wall time {seconds / 60:.1f} min.",

@@ -88,6 +88,8 @@ class RunConfig:
     hardset: HardSetConfig = field(default_factory=HardSetConfig)
     """make_hard: the screening (its model, world, load and out are replaced by this config's)"""
     out: str = "runs/main"
+    test_limit: int = 0
+    """evaluate on the first test_limit problems of test.jsonl (0 = all; the demo uses a subset for time)"""
     seeds: tuple[int, ...] = (0,)
     """student seeds (the teacher runs use soar.seed)"""
     arms: tuple[str, ...] = ARMS
@@ -204,6 +206,8 @@ def run_main(cfg: RunConfig, world: World | None = None) -> dict:
         )
     hard_train = load_problems(Path(cfg.hard_dir) / "train.jsonl")
     hard_test = load_problems(Path(cfg.hard_dir) / "test.jsonl")
+    if cfg.test_limit > 0:
+        hard_test = hard_test[: cfg.test_limit]
     base, tokenizer = load_policy(cfg.model, opts=cfg.load)
     world = world or make_world(cfg.world, tokenizer)
 

@@ -73,3 +73,26 @@ def test_bad_values():
 
 def test_scalar_for_a_list_field():
     assert load_config(Outer, None, ["inner.ks=5"]).inner.ks == (5,)
+
+
+@pytest.mark.parametrize(
+    "path,kind",
+    [
+        ("configs/demo.yaml", "run"),
+        ("configs/main.yaml", "run"),
+        ("configs/paper-math.yaml", "run"),
+        ("configs/paper-math-lora.yaml", "run"),
+        ("configs/smollm2-cpu.yaml", "run"),
+        ("configs/premise.yaml", "premise"),
+    ],
+)
+def test_shipped_configs_load(path, kind):
+    """Every shipped config parses into its command's dataclass (a renamed field would fail here)."""
+    from pathlib import Path
+
+    from soar.premise import PremiseConfig
+    from soar.run import RunConfig
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(RunConfig if kind == "run" else PremiseConfig, root / path)
+    assert cfg.out
