@@ -205,7 +205,7 @@ def make_hard(cfg: HardSetConfig, world: World | None = None) -> dict:
         "train": len(train),
         "test": len(test),
         "seconds": round(time.time() - t0, 1),
-        "config": to_dict(cfg),
+        "config": {**to_dict(cfg), "model": _portable(cfg.model)},
         **prov,
     }
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
