@@ -100,8 +100,8 @@ def throughput(args, device: str, dtype: torch.dtype) -> dict:
         "sample_tok_s": round(sampled / dt_s, 1),
         "train_tok_s": round(trained / dt_t, 1),
         "peak_tflops": None if peak is None else peak / 1e12,
-        "mfu_sample": None if peak is None else round(2 * n_params * sampled / dt_s / peak, 4),
-        "mfu_train": None if peak is None else round(8 * n_params * trained / dt_t / peak, 4),
+        "mfu_sample": None if peak is None else float(f"{2 * n_params * sampled / dt_s / peak:.3g}"),
+        "mfu_train": None if peak is None else float(f"{8 * n_params * trained / dt_t / peak:.3g}"),
     }
     if device.startswith("cuda"):
         out["max_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
