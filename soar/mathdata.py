@@ -27,7 +27,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from soar.io import DataError
+from soar.io import DataError, iter_jsonl
 from soar.problems import Problem, load_problems
 from soar.verifiers import extract_boxed
 
@@ -57,15 +57,8 @@ def _records(source: str, split: str, hf_configs: tuple[str, ...]) -> Iterator[t
         for i, rec in enumerate(data, 1):
             yield f"{path}: record {i}", rec
     else:  # JSONL
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
-                yield f"{path}:{lineno}", rec
+        for lineno, rec in iter_jsonl(path):
+            yield f"{path}:{lineno}", rec
 
 
 def _hf_records(name: str, split: str, hf_configs: tuple[str, ...]) -> Iterator[tuple[str, dict]]:
