@@ -173,9 +173,7 @@ def load_policy(
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32, **kwargs).to(device)
     except OSError as e:  # a hub name without network, a gated model without a token, a typo
         raise FileNotFoundError(f"could not load model {spec}: {e}") from e
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
+    _pad_left(tokenizer)
     model.soar_base = spec  # where the frozen base comes from, for LoRA checkpoints
     if kwargs.get("gguf_file"):  # de-quantised to plain tensors on load: save it as an ordinary checkpoint
         model.hf_quantizer = None
@@ -191,6 +189,13 @@ def load_policy(
         if opts.lora.r > 0:
             model = _with_lora(model, opts.lora)
     return model, tokenizer
+
+
+def _pad_left(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Batched generation pads on the left; a tokenizer without a pad token pads with EOS."""
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
 
 
 def _with_lora(model: PreTrainedModel, lora: LoraSettings):
@@ -221,9 +226,7 @@ def _load_adapter(path: Path, device: str, dtype, opts: LoadConfig | None):
         base_opts.device, base_opts.dtype = device, str(dtype or torch.float32).removeprefix("torch.")
     base, _ = load_policy(base_spec, opts=base_opts)
     tokenizer = AutoTokenizer.from_pretrained(str(path))
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
+    _pad_left(tokenizer)
     model = PeftModel.from_pretrained(base, str(path), is_trainable=True)
     model.soar_base = base_spec
     return model, tokenizer

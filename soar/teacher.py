@@ -48,8 +48,7 @@ def valid_pair(world: World, text: str, require_box: bool = True) -> QAPair | No
     if pair is None:
         return None
     # "the boxed answer parses with the verifier" (where the world has no parser: it equals itself).
-    ok = world.parses(pair.answer) if world.parses is not None else world.is_equal(pair.answer, pair.answer) is True
-    return pair if ok else None
+    return pair if world.answer_parses(pair.answer) else None
 
 
 def write_datasets(
@@ -123,7 +122,7 @@ def _second_turn(teacher, tokenizer, world: World, firsts, max_new_tokens: int):
     for i, prompt, o in zip(todo, prompts, outs, strict=True):
         s, pair = firsts[i]
         answer = (extract_boxed(o[0].text) or "").strip()
-        if answer and (world.parses(answer) if world.parses is not None else world.is_equal(answer, answer) is True):
+        if answer and world.answer_parses(answer):
             pair = QAPair(pair.question, answer)
             result[i] = (TeacherSample(pair, s.text, s.token_ids, prompt, o[0].token_ids), pair)
     return result

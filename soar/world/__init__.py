@@ -32,6 +32,10 @@ class World:
     parses: Callable[[str], bool] | None = None
     """answer -> does the verifier read it (a teacher pair is valid only then); None = is_equal(a, a)"""
 
+    def answer_parses(self, answer: str) -> bool:
+        """Does the verifier read `answer` (`parses`, or else: the answer equals itself)?"""
+        return self.parses(answer) if self.parses is not None else self.is_equal(answer, answer) is True
+
 
 def _arith_truth(question: str) -> str | None:
     x = arithmetic.solve(question)
