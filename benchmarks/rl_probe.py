@@ -1,0 +1,121 @@
+"""Does RLOO actually teach the student? Two probes of the student engine on the default world.
+
+1. `curve` (default): RLOO on fresh stepping-stone problems (true answers) at each learning rate; prints the
+   training accuracy in bins of `--bin` steps and the KL to the start policy. A student that RL can teach
+   goes up here; SOAR and the premise both assume it does.
+2. `inner`: the inner loop's view. Student copies train `--steps` RLOO steps (10 in SOAR) on each data
+   source (stepping stones, easy problems, the hard train set) and are scored on a fresh Q_R sample of the
+   hard train set; prints R = Acc(trained) - Acc(base) per source and copy. If R does not separate
+   stepping stones from the rest, the teacher's grounded reward is noise.
+
+    python benchmarks/rl_probe.py --lrs 2e-4,5e-5,1e-5 --steps 100
+    python benchmarks/rl_probe.py --mode inner --lrs 2e-4,1e-5 --steps 10 --copies 3
+
+Prints one JSON object (also written to --out). Figures measured with it are in docs/world-design.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+from soar.loop import SoarConfig, qr_accuracy
+from soar.model import DEFAULT_MODEL, clone_model, load_policy
+from soar.premise import parse_stones, stone_batches
+from soar.problems import load_problems
+from soar.rloo import RLOOConfig, cycling_batches, train_rloo
+from soar.world import ARITHMETIC
+
+
+def bins(xs: list[float], width: int) -> list[float]:
+    return [round(statistics.mean(xs[i : i + width]), 4) for i in range(0, len(xs), width)]
+
+
+def curve(model, tok, args, lr: float) -> dict:
+    student = clone_model(model)
+    cfg = RLOOConfig(
+        steps=args.steps, lr=lr, warmup=args.warmup, batch_size=args.batch, group_size=args.group, schedule=args.schedule
+    )
+    hist = train_rloo(student, tok, ARITHMETIC, stone_batches(parse_stones(args.stones), args.batch), cfg, seed=args.seed)
+    acc = [h["accuracy"] for h in hist]
+    return {
+        "lr": lr,
+        "accuracy_bins": bins(acc, args.bin),
+        "kl_bins": bins([h["kl"] for h in hist], args.bin),
+        "first_bin": bins(acc, args.bin)[0],
+        "last_bin": bins(acc, args.bin)[-1],
+    }
+
+
+def inner(model, tok, args, lr: float) -> dict:
+    train = load_problems(Path(args.hard_dir) / "train.jsonl")
+    sources = {
+        "stones": lambda: stone_batches(parse_stones(args.stones), args.batch),
+        "easy": lambda: stone_batches(parse_stones(args.easy), args.batch),
+        "hard": lambda: cycling_batches(train, args.batch),
+    }
+    scfg = SoarConfig(qr_metric=args.qr_metric)
+    rng = random.Random(args.seed)
+    r: dict[str, list[float]] = {k: [] for k in sources}
+    for copy in range(args.copies):
+        qr = rng.sample(train, min(args.qr_size, len(train)))
+        base_acc = qr_accuracy(model, tok, ARITHMETIC, qr, scfg, seed=copy)
+        for name, make in sources.items():
+            student = clone_model(model)
+            cfg = RLOOConfig(steps=args.steps, lr=lr, warmup=args.warmup, batch_size=args.batch, group_size=args.group)
+            train_rloo(student, tok, ARITHMETIC, make(), cfg, seed=args.seed + 100 + copy)
+            r[name].append(round(qr_accuracy(student, tok, ARITHMETIC, qr, scfg, seed=copy) - base_acc, 4))
+    return {
+        "lr": lr,
+        "R": r,
+        "mean_R": {k: round(statistics.mean(v), 4) for k, v in r.items()},
+        "sd_R": {k: round(statistics.stdev(v), 4) if len(v) > 1 else 0.0 for k, v in r.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--mode", choices=("curve", "inner"), default="curve")
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--hard-dir", default="data/hard")
+    p.add_argument("--lrs", default="2e-4,5e-5,1e-5", help="comma-separated peak learning rates")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--warmup", type=int, default=0)
+    p.add_argument("--schedule", default="cosine", choices=("cosine", "constant"))
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--group", type=int, default=16)
+    p.add_argument("--bin", type=int, default=10)
+    p.add_argument("--stones", default="mix:1,mix:2,add:1,sub:1")
+    p.add_argument("--easy", default="mix:0,add:0")
+    p.add_argument("--copies", type=int, default=3)
+    p.add_argument("--qr-size", type=int, default=64)
+    p.add_argument("--qr-metric", default="partial", choices=("partial", "greedy", "sampled"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default="")
+    args = p.parse_args(argv)
+    args.stones = tuple(s for s in args.stones.split(",") if s)
+    args.easy = tuple(s for s in args.easy.split(",") if s)
+    torch.set_num_threads(args.threads)
+    model, tok = load_policy(args.model)
+    probe = curve if args.mode == "curve" else inner
+    result = {"mode": args.mode, "args": {k: v for k, v in vars(args).items() if k != "out"}, "runs": []}
+    for lr in (float(x) for x in args.lrs.split(",")):
+        result["runs"].append(probe(model, tok, args, lr))
+        print(json.dumps(result["runs"][-1]), file=sys.stderr, flush=True)
+    text = json.dumps(result, indent=1)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+    print(text)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""benchmarks/rl_probe.py at tiny sizes: both probes run on the shipped model and report what they claim."""
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _probe():
+    spec = importlib.util.spec_from_file_location("rl_probe", ROOT / "benchmarks" / "rl_probe.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bins_average_consecutive_steps():
+    assert _probe().bins([0.0, 1.0, 0.5, 0.5, 1.0], 2) == [0.5, 0.5, 1.0]
+
+
+def test_curve_probe_reports_one_bin_per_width(tmp_path):
+    out = tmp_path / "curve.json"
+    r = _probe().main(["--lrs", "1e-5,2e-4", "--steps", "2", "--bin", "1", "--batch", "2", "--group", "2",
+                       "--threads", "1", "--out", str(out)])  # fmt: skip
+    assert [run["lr"] for run in r["runs"]] == [1e-5, 2e-4]
+    for run in r["runs"]:
+        assert len(run["accuracy_bins"]) == 2 and len(run["kl_bins"]) == 2
+        assert all(0.0 <= a <= 1.0 for a in run["accuracy_bins"])
+        assert run["kl_bins"][0] == 0.0  # the first step samples from the start policy itself
+    assert out.exists()
+
+
+def test_inner_probe_gives_R_per_source_and_copy():
+    r = _probe().main(["--mode", "inner", "--lrs", "2e-4", "--steps", "1", "--copies", "2", "--batch", "2",
+                       "--group", "2", "--qr-size", "4", "--threads", "1"])  # fmt: skip
+    run = r["runs"][0]
+    assert set(run["R"]) == {"stones", "easy", "hard"}
+    assert all(len(v) == 2 and all(-1.0 <= x <= 1.0 for x in v) for v in run["R"].values())
