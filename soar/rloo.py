@@ -116,12 +116,13 @@ class RLOOConfig:
     """prompts per step"""
     group_size: int = 16
     """samples per prompt (RLOO needs at least 2)"""
-    lr: float = 2e-4
-    """peak AdamW learning rate"""
+    lr: float = 5e-5
+    """peak AdamW learning rate (paper 1e-5). Not higher on the shipped tiny model: one step at 2e-4 from a
+    fresh optimizer breaks its arithmetic (docs/world-design.md, benchmarks/rl_probe.py)"""
     schedule: str = "cosine"
     """'cosine' (to 0 at the end) or 'constant', after warm-up"""
-    warmup: int = 0
-    """linear warm-up steps"""
+    warmup: int = 20
+    """linear warm-up steps (paper: 20 in evaluations, 0 in the inner loop)"""
     weight_decay: float = 0.0
     """AdamW weight decay"""
     grad_clip: float = 1.0

@@ -82,4 +82,4 @@ def test_lr_schedule_warmup_then_cosine():
     f = lr_lambda(RLOOConfig(steps=10, warmup=2))
     assert f(0) == pytest.approx(0.5) and f(1) == pytest.approx(1.0)
     assert f(2) == pytest.approx(1.0) and f(10) == pytest.approx(0.0, abs=1e-9)
-    assert lr_lambda(RLOOConfig(steps=10, schedule="constant"))(7) == 1.0
+    assert lr_lambda(RLOOConfig(steps=10, warmup=0, schedule="constant"))(7) == 1.0
