@@ -43,14 +43,8 @@ def curve(model, tok, args, lr: float) -> dict:
         steps=args.steps, lr=lr, warmup=args.warmup, batch_size=args.batch, group_size=args.group, schedule=args.schedule
     )
     hist = train_rloo(student, tok, ARITHMETIC, stone_batches(parse_stones(args.stones), args.batch), cfg, seed=args.seed)
-    acc = [h["accuracy"] for h in hist]
-    return {
-        "lr": lr,
-        "accuracy_bins": bins(acc, args.bin),
-        "kl_bins": bins([h["kl"] for h in hist], args.bin),
-        "first_bin": bins(acc, args.bin)[0],
-        "last_bin": bins(acc, args.bin)[-1],
-    }
+    acc = bins([h["accuracy"] for h in hist], args.bin)
+    return {"lr": lr, "accuracy_bins": acc, "kl_bins": bins([h["kl"] for h in hist], args.bin)}
 
 
 def inner(model, tok, args, lr: float) -> dict:
