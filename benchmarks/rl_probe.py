@@ -37,12 +37,20 @@ def bins(xs: list[float], width: int) -> list[float]:
     return [round(statistics.mean(xs[i : i + width]), 4) for i in range(0, len(xs), width)]
 
 
-def curve(model, tok, args, lr: float) -> dict:
-    student = clone_model(model)
-    cfg = RLOOConfig(
-        steps=args.steps, lr=lr, warmup=args.warmup, batch_size=args.batch, group_size=args.group, schedule=args.schedule
+def rloo_config(args, lr: float) -> RLOOConfig:
+    return RLOOConfig(
+        steps=args.steps,
+        lr=lr,
+        warmup=args.warmup,
+        batch_size=args.batch,
+        group_size=args.group,
+        schedule=args.schedule,
     )
-    hist = train_rloo(student, tok, ARITHMETIC, stone_batches(parse_stones(args.stones), args.batch), cfg, seed=args.seed)
+
+
+def curve(model, tok, args, lr: float) -> dict:
+    stones = stone_batches(parse_stones(args.stones), args.batch)
+    hist = train_rloo(clone_model(model), tok, ARITHMETIC, stones, rloo_config(args, lr), seed=args.seed)
     acc = bins([h["accuracy"] for h in hist], args.bin)
     return {"lr": lr, "accuracy_bins": acc, "kl_bins": bins([h["kl"] for h in hist], args.bin)}
 
@@ -62,8 +70,7 @@ def inner(model, tok, args, lr: float) -> dict:
         base_acc = qr_accuracy(model, tok, ARITHMETIC, qr, scfg, seed=copy)
         for name, make in sources.items():
             student = clone_model(model)
-            cfg = RLOOConfig(steps=args.steps, lr=lr, warmup=args.warmup, batch_size=args.batch, group_size=args.group)
-            train_rloo(student, tok, ARITHMETIC, make(), cfg, seed=args.seed + 100 + copy)
+            train_rloo(student, tok, ARITHMETIC, make(), rloo_config(args, lr), seed=args.seed + 100 + copy)
             r[name].append(round(qr_accuracy(student, tok, ARITHMETIC, qr, scfg, seed=copy) - base_acc, 4))
     return {
         "lr": lr,
