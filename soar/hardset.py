@@ -4,11 +4,20 @@ Paper: 128 samples per problem (student prompt, temperature 1.0), keep 0/128, sp
 train and test. Sampling stops early for a problem once it is solved (it can no longer be fail@k), which
 changes nothing in the result. `rescreen` adds a second, fresh k-sample pass: prototypes found many
 "fail@128" problems that a fresh 128 samples solve (RESEARCH-NOTES 2), which flatters Hard-Only.
+
+Departure (`max_log10_p`, arithmetic only): fail@k only bounds a problem's per-sample success below about
+1/k, yet Hard-Only draws steps x batch x group samples, 38,400 in the premise, and one success on any hard
+problem teaches the skill they share (docs/world-design.md). Where the world can write the canonical worked
+solution, one forward pass gives the probability that the base model writes it exactly, down to 1e-12, for
+thousands of problems a second. With `max_log10_p` set, the pool is first cut to the problems whose worked
+solution has probability below 10^max_log10_p, and the fail@k passes then run on those (they catch a
+correct answer reached by another path, which the canonical probability misses).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -24,6 +33,8 @@ from soar.model import DEFAULT_MODEL, LoadConfig, load_policy
 from soar.problems import Problem, save_problems
 from soar.world import World, check_world, make_world
 from soar.world.arithmetic import make_problem
+
+LN10 = math.log(10)
 
 
 @dataclass
@@ -73,6 +84,9 @@ class HardSetConfig:
     """seeds the pool, the sampling and the split"""
     train_fraction: float = 0.5
     """share of the hard problems that go to train (the rest to test)"""
+    max_log10_p: float | None = None
+    """sampling-free screen first (arithmetic): keep only problems whose worked solution the base model writes
+    with probability below 10^max_log10_p (e.g. -7); None skips it"""
     threads: int = 2
 
     def __post_init__(self) -> None:
@@ -120,6 +134,39 @@ def screen(
     return [i in keep for i in range(len(problems))]
 
 
+def solution_logprobs(
+    model, tokenizer, world: World, problems: list[Problem], batch_size: int = 256, desc: str = "log p(solution)"
+) -> list[float]:
+    """Natural log of the probability that the model, given the student prompt, writes the world's worked
+    solution of each problem exactly (up to and including its boxed answer), at temperature 1.
+
+    A lower bound on the problem's per-sample success: a correct box reached through another text also
+    counts in sampling (on the shipped model, level-3 problems: canonical 0.026 vs sampled 0.086)."""
+    import torch
+
+    from soar.rloo import token_logprobs
+    from soar.sampling import encode_prompts
+
+    if world.worked_solution is None:
+        raise ValueError(f"the {world.name} world cannot write worked solutions; max_log10_p needs one (arithmetic)")
+    out: list[float] = []
+    was_training = model.training
+    model.eval()
+    for b in tqdm(range(0, len(problems), batch_size), desc=desc, unit="batch", leave=False):
+        chunk = problems[b : b + batch_size]
+        sols = [world.worked_solution(p.question) for p in chunk]
+        bad = [p.question for p, s in zip(chunk, sols, strict=True) if s is None]
+        if bad:
+            raise ValueError(f"no worked solution for {bad[0]!r}: the question is outside the world's grammar")
+        prompts = encode_prompts(tokenizer, [world.student_prompt(p.question) for p in chunk])
+        comps = [tokenizer(s, add_special_tokens=False).input_ids for s in sols]
+        with torch.no_grad():
+            lp, mask = token_logprobs(model, prompts, comps, tokenizer.pad_token_id)
+        out += (lp * mask).sum(-1).tolist()
+    model.train(was_training)
+    return out
+
+
 def _portable(path: str) -> str:
     """A model path relative to the working directory when it lies inside it (provenance that survives a clone)."""
     try:
@@ -155,11 +202,20 @@ def make_hard(cfg: HardSetConfig, world: World | None = None) -> dict:
                 seen.add(p.question)
                 pool.append(p)
         source = f"arithmetic:{cfg.family} levels={list(cfg.levels)} look-ahead={cfg.min_run}-{cfg.max_run}"
+    deep = pool
+    if cfg.max_log10_p is not None:
+        lps = solution_logprobs(model, tokenizer, world, pool)
+        limit = cfg.max_log10_p * LN10
+        deep = [
+            Problem(p.family, p.level, p.question, p.answer, {**p.meta, "log10_p_solution": round(lp / LN10, 3)})
+            for p, lp in zip(pool, lps, strict=True)
+            if lp < limit
+        ]
     fail = screen(
         model,
         tokenizer,
         world,
-        pool,
+        deep,
         cfg.k,
         cfg.chunk,
         cfg.temperature,
@@ -167,7 +223,7 @@ def make_hard(cfg: HardSetConfig, world: World | None = None) -> dict:
         cfg.seed + 1,
         "fail@k pass 1",
     )
-    hard = [p for p, f in zip(pool, fail, strict=True) if f]
+    hard = [p for p, f in zip(deep, fail, strict=True) if f]
     n_first = len(hard)
     if cfg.rescreen and hard:
         again = screen(
@@ -192,6 +248,7 @@ def make_hard(cfg: HardSetConfig, world: World | None = None) -> dict:
         "seed": cfg.seed,
         "model": _portable(cfg.model),
         "temperature": cfg.temperature,
+        "max_log10_p": cfg.max_log10_p,
     }
     train = [Problem(p.family, p.level, p.question, p.answer, {**p.meta, "provenance": prov}) for p in hard[:n_train]]
     test = [Problem(p.family, p.level, p.question, p.answer, {**p.meta, "provenance": prov}) for p in hard[n_train:]]
@@ -200,6 +257,7 @@ def make_hard(cfg: HardSetConfig, world: World | None = None) -> dict:
     save_problems(out / "test.jsonl", test)
     manifest = {
         "pool": len(pool),
+        "below_max_log10_p": len(deep) if cfg.max_log10_p is not None else None,
         "fail_first_pass": n_first,
         "fail_both_passes": len(hard) if cfg.rescreen else None,
         "train": len(train),

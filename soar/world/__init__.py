@@ -31,6 +31,9 @@ class World:
     mistake); only for the optional dense Q_R metric of the SOAR loop"""
     parses: Callable[[str], bool] | None = None
     """answer -> does the verifier read it (a teacher pair is valid only then); None = is_equal(a, a)"""
+    worked_solution: Callable[[str], str | None] | None = None
+    """question -> the canonical correct completion where the world can write one (arithmetic), for the
+    sampling-free hard-set screen (`soar.hardset.solution_logprobs`)"""
 
     def answer_parses(self, answer: str) -> bool:
         """Does the verifier read `answer` (`parses`, or else: the answer equals itself)?"""
@@ -50,6 +53,7 @@ ARITHMETIC = World(
     arithmetic.classify,
     _arith_truth,
     arithmetic.step_credit,
+    worked_solution=arithmetic.worked_solution,
 )
 
 

@@ -1,0 +1,56 @@
+"""The sampling-free hard-set screen: log p(worked solution) against an independent computation."""
+
+import json
+import math
+import random
+
+import pytest
+import torch
+
+from soar.hardset import HardSetConfig, make_hard, solution_logprobs
+from soar.problems import Problem
+from soar.world import ARITHMETIC, make_world
+from soar.world.arithmetic import make_problem, worked_solution
+
+
+def _direct_logprob(model, tok, question: str) -> float:
+    """One unpadded forward over prompt + solution, summing log softmax of each solution token."""
+    prompt = tok(ARITHMETIC.student_prompt(question)).input_ids
+    sol = tok(worked_solution(question), add_special_tokens=False).input_ids
+    ids = torch.tensor([prompt + sol])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0].double()
+    lsm = torch.log_softmax(logits, dim=-1)
+    return sum(float(lsm[len(prompt) - 1 + i, t]) for i, t in enumerate(sol))
+
+
+def test_solution_logprobs_match_an_unpadded_forward_pass_in_mixed_length_batches(tiny):
+    model, tok = tiny
+    rng = random.Random(0)
+    problems = [make_problem(f, lvl, rng) for f, lvl in [("add", 0), ("mix", 5), ("mul", 2), ("sub", 3)]]
+    # questions are fixed-width; leading spaces make the prompts differ in length, so left padding is exercised
+    p = problems[1]
+    problems[1] = Problem(p.family, p.level, "   " + p.question, p.answer)
+    got = solution_logprobs(model, tok, ARITHMETIC, problems, batch_size=3)
+    want = [_direct_logprob(model, tok, p.question) for p in problems]
+    assert all(x < 0 and math.isfinite(x) for x in got)
+    assert got == pytest.approx(want, abs=1e-3)
+
+
+def test_solution_logprobs_need_a_world_that_writes_solutions(tiny):
+    model, tok = tiny
+    p = make_problem("add", 1, random.Random(0))
+    with pytest.raises(ValueError, match="cannot write worked solutions"):
+        solution_logprobs(model, tok, make_world("math"), [p])
+
+
+def test_make_hard_max_log10_p_keeps_only_problems_below_the_bound(tiny_dir, tmp_path):
+    base = dict(model=str(tiny_dir), pool=12, k=2, chunk=2, rescreen=False, max_new_tokens=8, threads=1)
+    # a random tiny model writes a 40-character solution with probability about (1/V)^40: far below 1e-10
+    kept = make_hard(HardSetConfig(**base, out=str(tmp_path / "a"), max_log10_p=-10))
+    assert kept["below_max_log10_p"] == 12
+    rows = [json.loads(x) for x in (tmp_path / "a" / "train.jsonl").read_text().splitlines()]
+    assert rows and all(r["meta"]["log10_p_solution"] < -10 for r in rows)
+    # no solution can be written with probability below 10^-1000
+    none = make_hard(HardSetConfig(**base, out=str(tmp_path / "b"), max_log10_p=-1000))
+    assert none["below_max_log10_p"] == 0 and none["train"] == none["test"] == 0
