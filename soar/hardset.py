@@ -7,11 +7,17 @@ changes nothing in the result. `rescreen` adds a second, fresh k-sample pass: pr
 
 Departure (`max_log10_p`, arithmetic only): fail@k only bounds a problem's per-sample success below about
 1/k, yet Hard-Only draws steps x batch x group samples, 38,400 in the premise, and one success on any hard
-problem teaches the skill they share (docs/world-design.md). Where the world can write the canonical worked
-solution, one forward pass gives the probability that the base model writes it exactly, down to 1e-12, for
-thousands of problems a second. With `max_log10_p` set, the pool is first cut to the problems whose worked
-solution has probability below 10^max_log10_p, and the fail@k passes then run on those (they catch a
-correct answer reached by another path, which the canonical probability misses).
+problem teaches the skill they share (docs/world-design.md). With `max_log10_p` set, two estimates of the
+per-sample success p come first, and the fail@k passes then run on what is left:
+1. `solution_logprobs`: one forward pass gives the probability that the base model writes the canonical
+   worked solution exactly. It is a lower bound on p, so a problem whose bound is above 10^max_log10_p is
+   dropped; thousands of problems a second.
+2. `success_estimates`: `estimate_k` sampled scratchpads, each cut where the final value starts, and the
+   exact probability of then writing the right final value and box: an unbiased estimate of p (up to
+   correct boxes reached without a final `=`) that resolves 1e-8 from 32 samples where counting successes
+   resolves 1/32. It matters: the shipped model often reaches the right box through wrong intermediate
+   values that cancel, so the canonical bound alone kept problems with p near 1e-2.
+Problems with an estimate below 10^max_log10_p and no sampled success are kept.
 """
 
 from __future__ import annotations
@@ -85,8 +91,10 @@ class HardSetConfig:
     train_fraction: float = 0.5
     """share of the hard problems that go to train (the rest to test)"""
     max_log10_p: float | None = None
-    """sampling-free screen first (arithmetic): keep only problems whose worked solution the base model writes
-    with probability below 10^max_log10_p (e.g. -7); None skips it"""
+    """screen on estimated per-sample success first (arithmetic; module docstring): keep only problems whose
+    success the base model has below 10^max_log10_p (e.g. -5); None skips it"""
+    estimate_k: int = 32
+    """sampled scratchpads per problem for the success estimate of max_log10_p"""
     threads: int = 2
 
     def __post_init__(self) -> None:
@@ -167,6 +175,54 @@ def solution_logprobs(
     return out
 
 
+def success_estimates(
+    model,
+    tokenizer,
+    world: World,
+    problems: list[Problem],
+    k: int,
+    seed: int,
+    max_new_tokens: int = 64,
+    chunk: int = 64,
+    desc: str = "success estimate",
+) -> tuple[list[float], list[int]]:
+    """Per problem: a Rao-Blackwellised estimate of the per-sample success p at temperature 1, and the number
+    of the k samples that were correct.
+
+    Each of k sampled completions is cut where its final value starts (`world.final_split`); the estimate is
+    the mean over samples of P(the model then writes the right final value and box | prompt, cut text), 0 for
+    a sample that never reaches a final value. Unbiased for p up to correct boxes reached without the world's
+    final-value marker, with a resolution far below 1/k."""
+    import torch
+
+    from soar.rloo import token_logprobs
+    from soar.sampling import encode_prompts, sample
+    from soar.verifiers import extract_boxed
+
+    if world.final_split is None:
+        raise ValueError(f"the {world.name} world cannot split a completion at its final answer (arithmetic can)")
+    estimates: list[float] = []
+    hits: list[int] = []
+    rng = random.Random(seed)
+    for b in tqdm(range(0, len(problems), chunk), desc=desc, unit="chunk", leave=False):
+        part = problems[b : b + chunk]
+        prompts = [world.student_prompt(p.question) for p in part]
+        outs = sample(model, tokenizer, prompts, k, max_new_tokens=max_new_tokens, seed=rng.randrange(2**31))
+        for p, prompt, row in zip(part, prompts, outs, strict=True):
+            hits.append(sum(bool(world.is_equal(p.answer, extract_boxed(s.text) or "")) for s in row))
+            splits = [world.final_split(s.text, p.answer) for s in row]
+            pre = [x for x in splits if x is not None]
+            if not pre:
+                estimates.append(0.0)
+                continue
+            ids = encode_prompts(tokenizer, [prompt + cut for cut, _ in pre])
+            tails = [tokenizer(tail, add_special_tokens=False).input_ids for _, tail in pre]
+            with torch.no_grad():
+                lp, mask = token_logprobs(model, ids, tails, tokenizer.pad_token_id)
+            estimates.append(float(torch.exp((lp * mask).sum(-1).double()).sum()) / k)
+    return estimates, hits
+
+
 def _portable(path: str) -> str:
     """A model path relative to the working directory when it lies inside it (provenance that survives a clone)."""
     try:
@@ -203,13 +259,29 @@ def make_hard(cfg: HardSetConfig, world: World | None = None) -> dict:
                 pool.append(p)
         source = f"arithmetic:{cfg.family} levels={list(cfg.levels)} look-ahead={cfg.min_run}-{cfg.max_run}"
     deep = pool
+    n_bound = None
     if cfg.max_log10_p is not None:
-        lps = solution_logprobs(model, tokenizer, world, pool)
         limit = cfg.max_log10_p * LN10
+        bound = solution_logprobs(model, tokenizer, world, pool)  # a lower bound on log p
+        below = [(p, lb) for p, lb in zip(pool, bound, strict=True) if lb < limit]
+        n_bound = len(below)
+        est, hits = success_estimates(
+            model, tokenizer, world, [p for p, _ in below], cfg.estimate_k, cfg.seed + 3, cfg.max_new_tokens
+        )
         deep = [
-            Problem(p.family, p.level, p.question, p.answer, {**p.meta, "log10_p_solution": round(lp / LN10, 3)})
-            for p, lp in zip(pool, lps, strict=True)
-            if lp < limit
+            Problem(
+                p.family,
+                p.level,
+                p.question,
+                p.answer,
+                {
+                    **p.meta,
+                    "log10_p_solution": round(lb / LN10, 3),
+                    "log10_p_estimate": round(math.log10(e), 3) if e > 0 else None,
+                },
+            )
+            for (p, lb), e, h in zip(below, est, hits, strict=True)
+            if h == 0 and e < 10**cfg.max_log10_p
         ]
     fail = screen(
         model,
@@ -249,6 +321,7 @@ def make_hard(cfg: HardSetConfig, world: World | None = None) -> dict:
         "model": _portable(cfg.model),
         "temperature": cfg.temperature,
         "max_log10_p": cfg.max_log10_p,
+        "estimate_k": cfg.estimate_k if cfg.max_log10_p is not None else None,
     }
     train = [Problem(p.family, p.level, p.question, p.answer, {**p.meta, "provenance": prov}) for p in hard[:n_train]]
     test = [Problem(p.family, p.level, p.question, p.answer, {**p.meta, "provenance": prov}) for p in hard[n_train:]]
@@ -257,7 +330,8 @@ def make_hard(cfg: HardSetConfig, world: World | None = None) -> dict:
     save_problems(out / "test.jsonl", test)
     manifest = {
         "pool": len(pool),
-        "below_max_log10_p": len(deep) if cfg.max_log10_p is not None else None,
+        "solution_bound_below_max_log10_p": n_bound,
+        "estimate_below_max_log10_p": len(deep) if cfg.max_log10_p is not None else None,
         "fail_first_pass": n_first,
         "fail_both_passes": len(hard) if cfg.rescreen else None,
         "train": len(train),

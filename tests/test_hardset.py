@@ -1,5 +1,6 @@
 """The sampling-free hard-set screen: log p(worked solution) against an independent computation."""
 
+import dataclasses
 import json
 import math
 import random
@@ -7,10 +8,10 @@ import random
 import pytest
 import torch
 
-from soar.hardset import HardSetConfig, make_hard, solution_logprobs
+from soar.hardset import HardSetConfig, make_hard, solution_logprobs, success_estimates
 from soar.problems import Problem
 from soar.world import ARITHMETIC, make_world
-from soar.world.arithmetic import make_problem, worked_solution
+from soar.world.arithmetic import final_split, make_problem, worked_solution
 
 
 def _direct_logprob(model, tok, question: str) -> float:
@@ -44,13 +45,46 @@ def test_solution_logprobs_need_a_world_that_writes_solutions(tiny):
         solution_logprobs(model, tok, make_world("math"), [p])
 
 
+def _forced_world(split):
+    return dataclasses.replace(ARITHMETIC, final_split=split)
+
+
+def test_success_estimate_is_the_mean_forced_tail_probability(tiny):
+    model, tok = tiny
+    p = make_problem("mix", 5, random.Random(3))
+    tail = f"{p.answer} \\boxed{{{p.answer}}}"
+    prompt = tok(ARITHMETIC.student_prompt(p.question)).input_ids
+    ids = torch.tensor([prompt + tok(tail, add_special_tokens=False).input_ids])
+    with torch.no_grad():
+        lsm = torch.log_softmax(model(input_ids=ids).logits[0].double(), -1)
+    t_ids = tok(tail, add_special_tokens=False).input_ids
+    want = math.exp(sum(float(lsm[len(prompt) - 1 + i, t]) for i, t in enumerate(t_ids)))
+    # every sample cut at its start: each contributes exactly P(tail | prompt), whatever was sampled
+    est, hits = success_estimates(model, tok, _forced_world(lambda c, a: ("", tail)), [p], k=4, seed=0)
+    assert est[0] == pytest.approx(want, rel=1e-3) and hits == [0]
+    # no sample reaches a final value: the estimate is 0
+    est, _ = success_estimates(model, tok, _forced_world(lambda c, a: None), [p, p], k=4, seed=0)
+    assert est == [0.0, 0.0]
+
+
+def test_final_split_cuts_after_the_last_step_marker():
+    q = make_problem("mix", 1, random.Random(0))
+    sol = worked_solution(q.question)
+    cut, tail = final_split(sol, q.answer)
+    assert cut + tail == sol  # the canonical solution is the cut text plus the forced tail
+    assert final_split("12345 =11111 =22222", "5") is None
+    assert final_split("", "5") is None
+    assert final_split("=====junk", "7") == ("=====", "7 \\boxed{7}")
+
+
 def test_make_hard_max_log10_p_keeps_only_problems_below_the_bound(tiny_dir, tmp_path):
     base = dict(model=str(tiny_dir), pool=12, k=2, chunk=2, rescreen=False, max_new_tokens=8, threads=1)
-    # a random tiny model writes a 40-character solution with probability about (1/V)^40: far below 1e-10
-    kept = make_hard(HardSetConfig(**base, out=str(tmp_path / "a"), max_log10_p=-10))
-    assert kept["below_max_log10_p"] == 12
+    # a random tiny model writes a 40-character solution with probability about (1/V)^40: far below 1e-10,
+    # and in 8 new tokens never reaches a fifth '=' (estimate 0)
+    kept = make_hard(HardSetConfig(**base, out=str(tmp_path / "a"), max_log10_p=-10, estimate_k=2))
+    assert kept["solution_bound_below_max_log10_p"] == kept["estimate_below_max_log10_p"] == 12
     rows = [json.loads(x) for x in (tmp_path / "a" / "train.jsonl").read_text().splitlines()]
     assert rows and all(r["meta"]["log10_p_solution"] < -10 for r in rows)
     # no solution can be written with probability below 10^-1000
-    none = make_hard(HardSetConfig(**base, out=str(tmp_path / "b"), max_log10_p=-1000))
-    assert none["below_max_log10_p"] == 0 and none["train"] == none["test"] == 0
+    none = make_hard(HardSetConfig(**base, out=str(tmp_path / "b"), max_log10_p=-1000, estimate_k=2))
+    assert none["solution_bound_below_max_log10_p"] == 0 and none["train"] == none["test"] == 0

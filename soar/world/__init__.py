@@ -34,6 +34,9 @@ class World:
     worked_solution: Callable[[str], str | None] | None = None
     """question -> the canonical correct completion where the world can write one (arithmetic), for the
     sampling-free hard-set screen (`soar.hardset.solution_logprobs`)"""
+    final_split: Callable[[str, str], tuple[str, str] | None] | None = None
+    """(completion, answer) -> (the completion up to where its final answer starts, the text that writes the
+    answer there) where the world can say (arithmetic), for `soar.hardset.success_estimates`"""
 
     def answer_parses(self, answer: str) -> bool:
         """Does the verifier read `answer` (`parses`, or else: the answer equals itself)?"""
@@ -54,6 +57,7 @@ ARITHMETIC = World(
     _arith_truth,
     arithmetic.step_credit,
     worked_solution=arithmetic.worked_solution,
+    final_split=arithmetic.final_split,
 )
 
 

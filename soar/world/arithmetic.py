@@ -270,6 +270,16 @@ def step_credit(question: str, completion: str) -> float:
     return right / STEPS
 
 
+def final_split(completion: str, answer: str) -> tuple[str, str] | None:
+    """For the Rao-Blackwellised success estimate (`soar.hardset.success_estimates`): the completion's text
+    up to and including its STEPS-th `=` (where the final value starts), and the text that writes `answer`
+    there and boxes it. None when the completion never reaches a final value (it then scores 0)."""
+    cuts = [i for i, ch in enumerate(completion) if ch == "="]
+    if len(cuts) < STEPS:
+        return None
+    return completion[: cuts[STEPS - 1] + 1], f"{answer} \\boxed{{{answer}}}"
+
+
 def parse_int(text: str | None) -> int | None:
     """An integer from the boxed text (spaces and a leading + allowed), else None. Never raises."""
     if text is None:
