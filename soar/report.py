@@ -32,6 +32,24 @@ def pass_at_k_table(table: dict[str, dict[str, tuple[float, float]]], ks, names:
     return "\n".join(lines)
 
 
+def hard_set_line(manifest: dict) -> str:
+    """One sentence on how the hard sets were screened, from their manifest.json."""
+    steps = [f"pool {manifest.get('pool')}"]
+    if manifest.get("max_log10_p") is not None:
+        steps.append(
+            f"canonical-solution bound below 1e-{-manifest['max_log10_p']:g} "
+            f"{manifest.get('solution_bound_below_max_log10_p')}, estimated success below it "
+            f"{manifest.get('estimate_below_max_log10_p')}"
+        )
+    steps.append(f"fail@{manifest.get('k')} {manifest.get('fail_first_pass')}")
+    if manifest.get("fail_both_passes") is not None:
+        steps.append(f"fail@{manifest.get('k')} again {manifest.get('fail_both_passes')}")
+    return (
+        f"Hard sets: {' -> '.join(steps)}; train {manifest.get('train')}, test {manifest.get('test')} "
+        f"({manifest.get('source')})."
+    )
+
+
 def premise_markdown(table, edge: list[dict], manifest: dict, cfg) -> str:
     seeds = len(cfg.seeds)
     parts = ["# The premise: Hard-Only vs an oracle curriculum", ""]
@@ -44,11 +62,7 @@ def premise_markdown(table, edge: list[dict], manifest: dict, cfg) -> str:
     )
     parts += ["", pass_at_k_table(table, cfg.eval.ks, ARM_NAMES), "", "![pass@k](premise.png)", ""]
     if manifest:
-        parts.append(
-            f"Hard sets: pool {manifest.get('pool')}, fail@{manifest.get('k')} on the first pass "
-            f"{manifest.get('fail_first_pass')}, on both passes {manifest.get('fail_both_passes')}; "
-            f"train {manifest.get('train')}, test {manifest.get('test')} ({manifest.get('source')})."
-        )
+        parts.append(hard_set_line(manifest))
         parts.append("")
     if not edge:
         return "\n".join(parts) + "\n"

@@ -88,3 +88,16 @@ def test_make_hard_max_log10_p_keeps_only_problems_below_the_bound(tiny_dir, tmp
     # no solution can be written with probability below 10^-1000
     none = make_hard(HardSetConfig(**base, out=str(tmp_path / "b"), max_log10_p=-1000, estimate_k=2))
     assert none["solution_bound_below_max_log10_p"] == 0 and none["train"] == none["test"] == 0
+
+
+def test_the_premise_report_describes_both_shipped_screens():
+    from pathlib import Path
+
+    from soar.report import hard_set_line
+
+    root = Path(__file__).resolve().parent.parent / "data"
+    shipped = hard_set_line(json.loads((root / "hard" / "manifest.json").read_text()))
+    assert "pool 4000 -> fail@128 823 -> fail@128 again 502; train 251, test 251" in shipped
+    deep = hard_set_line(json.loads((root / "hard-deep" / "manifest.json").read_text()))
+    assert "bound below 1e-5 5205, estimated success below it 470 -> fail@32 435; train 218" in deep
+    assert "None" not in deep
