@@ -26,3 +26,15 @@ def tiny_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny-model")
     save_policy(model, tok, path)
     return path
+
+
+def load_benchmark(name: str):
+    """Import benchmarks/<name>.py (a script, not a package module) for testing."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -1,16 +1,14 @@
 """benchmarks/rl_probe.py at tiny sizes: both probes run on the shipped model and report what they claim."""
 
-import importlib.util
 from pathlib import Path
+
+from conftest import load_benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _probe():
-    spec = importlib.util.spec_from_file_location("rl_probe", ROOT / "benchmarks" / "rl_probe.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("rl_probe")
 
 
 def test_bins_average_consecutive_steps():
