@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import statistics
+from collections import Counter
 
 import torch
 
@@ -29,19 +29,17 @@ from soar.problems import load_problems
 from soar.sampling import sample
 from soar.verifiers import extract_boxed
 from soar.world import ARITHMETIC
-from soar.world.arithmetic import STEPS, apply_op, parse_question, values
-
-_VALUE = re.compile(r"=(\d{5})")
+from soar.world.arithmetic import apply_op, parse_question, values, written_values
 
 
-def scratchpad_counts(question: str, completion: str) -> dict[str, int]:
+def scratchpad_counts(question: str, completion: str) -> Counter:
     """Per completion: steps written after a wrong value, and how many of those continue the written chain
     (apply the step's operation to the wrong value) or return to the true chain."""
     parsed, true = parse_question(question), values(question)
-    out = {"after_wrong": 0, "continues_written": 0, "returns_to_true": 0}
+    out = Counter(after_wrong=0, continues_written=0, returns_to_true=0)
     if parsed is None or true is None:
         return out
-    written = [int(v) for v in _VALUE.findall(completion)[:STEPS]]
+    written = written_values(completion)
     for i in range(1, len(written)):
         op, b = parsed[1][i]
         if written[i - 1] != true[i]:
@@ -55,12 +53,11 @@ def probe(model, tok, path: str, n: int, k: int, seed: int) -> dict:
     problems = load_problems(path)[:n]
     rows = sample(model, tok, [ARITHMETIC.student_prompt(p.question) for p in problems], k, seed=seed)
     hits = 0
-    pad = {"after_wrong": 0, "continues_written": 0, "returns_to_true": 0}
+    pad: Counter = Counter()
     for p, r in zip(problems, rows, strict=True):
         for s in r:
             hits += bool(ARITHMETIC.is_equal(p.answer, extract_boxed(s.text) or ""))
-            for key, v in scratchpad_counts(p.question, s.text).items():
-                pad[key] += v
+            pad += scratchpad_counts(p.question, s.text)
     est, _ = success_estimates(model, tok, ARITHMETIC, problems, k, seed + 1)
     bound = solution_logprobs(model, tok, ARITHMETIC, problems)
     wrong = max(pad["after_wrong"], 1)

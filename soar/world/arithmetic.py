@@ -90,7 +90,12 @@ def worked_solution(question: str) -> str | None:
     v = values(question)
     if v is None:
         return None
-    return fmt(v[0]) + "".join(f" ={fmt(x)}" for x in v[1:]) + f" \\boxed{{{fmt(v[-1])}}}"
+    return fmt(v[0]) + "".join(f" ={fmt(x)}" for x in v[1:-1]) + " =" + final_text(fmt(v[-1]))
+
+
+def final_text(answer: str) -> str:
+    """How a worked solution ends once its last `=` is written: the final value, then the same value boxed."""
+    return f"{answer} \\boxed{{{answer}}}"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -255,13 +260,18 @@ def noisy_answer(question: str, rng: random.Random, p_slip: float) -> int | None
 _STEP_RE = re.compile(r"=(\d{5})")
 
 
+def written_values(completion: str) -> list[int]:
+    """The register values a completion wrote (`=ddddd`, in order, at most STEPS; text between ignored)."""
+    return [int(x) for x in _STEP_RE.findall(completion)[:STEPS]]
+
+
 def step_credit(question: str, completion: str) -> float:
     """Partial credit of a worked solution: the share of the STEPS register values written right before the
     first mistake (0.0 when the question is outside the grammar). Never raises."""
     v = values(question)
     if v is None or not completion:
         return 0.0
-    written = [int(x) for x in _STEP_RE.findall(completion)[:STEPS]]
+    written = written_values(completion)
     right = 0
     for w, t in zip(written, v[1:], strict=False):
         if w != t:
@@ -277,7 +287,7 @@ def final_split(completion: str, answer: str) -> tuple[str, str] | None:
     cuts = [i for i, ch in enumerate(completion) if ch == "="]
     if len(cuts) < STEPS:
         return None
-    return completion[: cuts[STEPS - 1] + 1], f"{answer} \\boxed{{{answer}}}"
+    return completion[: cuts[STEPS - 1] + 1], final_text(answer)
 
 
 def parse_int(text: str | None) -> int | None:
