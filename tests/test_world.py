@@ -10,11 +10,13 @@ from soar.world.arithmetic import (
     STEPS,
     buggy_op,
     classify,
+    extra_carry_op,
     format_question,
     is_equal,
     lookahead,
     make_problem,
     noisy_answer,
+    noisy_values,
     parse_int,
     parse_question,
     solve,
@@ -143,6 +145,59 @@ def test_buggy_op_slips_only_on_propagated_carries():
     q = "12345 +87655 +00000 +00000 +00000 +00000"
     assert noisy_answer(q, random.Random(0), 0.0) == 0
     assert noisy_answer(q, random.Random(0), 1.0) == 99900
+
+
+def test_extra_carry_op_by_hand():
+    assert extra_carry_op(11, "+", 88) == 100  # true 99: a carry is assumed to come up through the 9s
+    assert extra_carry_op(49990, "+", 10010) == 60100  # true 60000: the carry that came is counted twice
+    assert extra_carry_op(50000, "-", 10001) == 40009  # true 39999: the borrow through equal digits dropped
+    assert extra_carry_op(12345, "+", 23411) == 35756  # no look-ahead: nothing to slip, the true value
+    assert extra_carry_op(12345, "*", 7) == 86415  # * has no carry run
+
+
+def test_extra_carry_slips_are_always_wrong_and_never_cancel():
+    rng = random.Random(1)
+    for _ in range(5000):
+        x, b, op = rng.randrange(10**5), rng.randrange(10**5), rng.choice("+-")
+        if lookahead(x, op, b) == 0:
+            continue
+        assert (extra_carry_op(x, op, b) - solve(format_question(x, [(op, b)] + [("+", 0)] * (STEPS - 1)))) % 10**5 in {
+            1,
+            10,
+            100,
+            1000,
+        }
+    # a chain of slips only ever adds: every hard step slipping leaves a level-5 answer wrong
+    for _ in range(200):
+        p = make_problem("mix", 5, rng)
+        assert noisy_values(p.question, rng, 1.0, hard_only=True)[-1] != int(p.answer)
+
+
+def test_careless_student_slips_only_on_hard_steps():
+    rng = random.Random(2)
+    for level in range(STEPS + 1):
+        for _ in range(20):
+            p = make_problem("mix", level, rng)
+            v = noisy_values(p.question, rng, 1.0, hard_only=True)
+            right = [int(x) for x in worked_solution(p.question).split(" \\boxed")[0].replace("=", "").split()]
+            assert (v[-1] == right[-1]) == (level == 0)  # every hard step slips, so any level > 0 ends wrong
+            first_hard = next((i for i, r in enumerate(p.meta["runs"]) if r >= 2), STEPS)
+            assert v[: first_hard + 1] == right[: first_hard + 1]  # easy steps before the first hard one are right
+            assert noisy_values(p.question, rng, 0.0, hard_only=True) == right
+
+
+def test_careless_corpus_success_compounds_as_one_minus_slip_to_the_level():
+    from soar.world.corpus import CorpusConfig, pretraining_document
+
+    rng = random.Random(4)
+    cfg = CorpusConfig(teacher_fraction=0.0, student_slip=0.5, hard_fraction=1.0, family_weights=(0, 0, 1, 0))
+    right: dict[int, list[bool]] = {}
+    for _ in range(3000):
+        prompt, target = pretraining_document(rng, cfg)
+        q = prompt.removeprefix("User: ").removesuffix(" Assistant: ")
+        right.setdefault(classify(q)[1], []).append(target == worked_solution(q))
+    for level, hits in right.items():
+        assert abs(sum(hits) / len(hits) - 0.5**level) < 0.08, level
 
 
 @pytest.mark.parametrize(

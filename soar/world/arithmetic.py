@@ -88,9 +88,7 @@ def solve(question: str) -> int | None:
 def worked_solution(question: str) -> str | None:
     """The student's target completion: the start value, `=value` after every step, the boxed answer."""
     v = values(question)
-    if v is None:
-        return None
-    return fmt(v[0]) + "".join(f" ={fmt(x)}" for x in v[1:-1]) + " =" + final_text(fmt(v[-1]))
+    return None if v is None else solution_text(v)
 
 
 def final_text(answer: str) -> str:
@@ -229,24 +227,57 @@ def buggy_op(x: int, op: str, b: int) -> int:
     return out
 
 
-def noisy_values(question: str, rng: random.Random, p_slip: float) -> list[int] | None:
-    """The register values a careless solver writes (start value first): each step slips (no look-ahead;
-    a wrong digit for *) with probability p_slip, and later steps build on the slipped value."""
+def extra_carry_op(x: int, op: str, b: int) -> int:
+    """`x op b` plus one extra carry at the bottom of the longest look-ahead run (+10^start): the slip of a
+    solver who must guess whether a carry comes up through the run (9s for +, equal digits for -). When none
+    comes, this is exactly the guess "it does"; when one comes, it is counted twice. Always a wrong value
+    when the look-ahead is at least 1, and always the same sign: slips never cancel each other (a flipped
+    carry would be -10^start or +10^start, and two opposite slips in a chain would end right, which let
+    careless level-5 chains succeed about 1e-3 of the time; docs/world-design.md). With no look-ahead, or
+    for *, it is the true value."""
+    r = apply_op(x, op, b)
+    if op == "*":
+        return r
+    da, db = _digits(x), _digits(b)
+    best, start, run = 0, 0, 0
+    for j in range(4):
+        hit = da[j] + db[j] == 9 if op == "+" else da[j] == db[j]
+        run = run + 1 if hit else 0
+        if run > best:
+            best, start = run, j - run + 1
+    return r if best == 0 else (r + 10**start) % MOD
+
+
+def noisy_values(question: str, rng: random.Random, p_slip: float, *, hard_only: bool = False) -> list[int] | None:
+    """The register values a careless solver writes (start value first), later steps building on a slipped
+    value. hard_only=False (teacher documents): each step slips with probability p_slip (`buggy_op`; a wrong
+    digit for *). hard_only=True (careless student documents): only hard steps slip, always to a wrong value
+    (`extra_carry_op`; a wrong digit for *), so a level-L problem is right with probability
+    (1 - p_slip)^L."""
     parsed = parse_question(question)
     if parsed is None:
         return None
     x, ops = parsed
     out = [x]
     for op, b in ops:
-        slip = rng.random() < p_slip
+        slip = rng.random() < p_slip and (not hard_only or is_hard_step(x, op, b))
         if op == "*" and slip:
-            d = _digits(apply_op(x, op, b))
-            d[rng.randrange(5)] = rng.randint(0, 9)
+            right = apply_op(x, op, b)
+            d = _digits(right)
+            pos = rng.randrange(5)
+            d[pos] = (d[pos] + rng.randint(1, 9)) % 10 if hard_only else rng.randint(0, 9)
             x = sum(v * 10**j for j, v in enumerate(d))
+        elif slip:
+            x = extra_carry_op(x, op, b) if hard_only else buggy_op(x, op, b)
         else:
-            x = buggy_op(x, op, b) if slip else apply_op(x, op, b)
+            x = apply_op(x, op, b)
         out.append(x)
     return out
+
+
+def solution_text(v: list[int]) -> str:
+    """A student completion from written register values (start value first): `x0 =x1 ... =x5 \\boxed{x5}`."""
+    return fmt(v[0]) + "".join(f" ={fmt(x)}" for x in v[1:-1]) + " =" + final_text(fmt(v[-1]))
 
 
 def noisy_answer(question: str, rng: random.Random, p_slip: float) -> int | None:

@@ -17,7 +17,15 @@ import random
 from dataclasses import dataclass
 
 from soar.formats import TEACHER_PROMPT_ARITH, student_prompt, teacher_document
-from soar.world.arithmetic import FAMILIES, LEVELS, fmt, make_problem, noisy_values, worked_solution
+from soar.world.arithmetic import (
+    FAMILIES,
+    LEVELS,
+    fmt,
+    make_problem,
+    noisy_values,
+    solution_text,
+    worked_solution,
+)
 
 
 @dataclass
@@ -30,6 +38,15 @@ class CorpusConfig:
     """weights of add, sub, mix, mul among solved (student-format) documents"""
     teacher_slip: float = 0.5
     """probability that the careless solver of teacher documents slips on each step"""
+    student_slip: float = 0.0
+    """probability that a solved (student-format) document slips on each HARD step (`buggy_op`: the carry
+    through a run of 9s is dropped), later steps building on the slipped value and the box holding the
+    slipped result. 0 = every solved document is right (the m7 checkpoint). Above 0 the base model learns a
+    careless prior: it knows the hard step but takes it only 1 - student_slip of the time, and its own
+    errors propagate, so success compounds as (1 - student_slip)^level (docs/world-design.md)"""
+    hard_fraction: float = 0.0
+    """share of solved documents drawn at a uniformly random level (hard steps forced) instead of with
+    uniform operands (where only 2.6% of steps are hard): enough hard steps to learn the slip rate"""
     teacher_reasoning: str = "none"
     """what teacher documents carry between the question and the answer tags: none | scratchpad (the
     careless solver's register values) | transcript (a student-format transcript of the careless solver:
@@ -49,5 +66,12 @@ def pretraining_document(rng: random.Random, cfg: CorpusConfig) -> tuple[str, st
         ]
         return TEACHER_PROMPT_ARITH, teacher_document(p.question, fmt(v[-1]), reasoning)
     family = rng.choices(FAMILIES, weights=cfg.family_weights)[0]
-    p = make_problem(family, None, rng, natural=True)
+    if cfg.hard_fraction > 0 and rng.random() < cfg.hard_fraction:
+        p = make_problem(family, None, rng)
+    else:
+        p = make_problem(family, None, rng, natural=True)
+    if cfg.student_slip > 0:
+        v = noisy_values(p.question, rng, cfg.student_slip, hard_only=True)
+        assert v is not None
+        return student_prompt(p.question), solution_text(v)
     return student_prompt(p.question), worked_solution(p.question)  # type: ignore[return-value]
