@@ -8,7 +8,8 @@ For the first `--n` problems of each JSONL file, with `--k` samples each at temp
 - scratchpad: for every step written right after a wrong register value, does the next value continue the
   written (wrong) chain or return to the true one? Success compounds over steps only when errors propagate.
 
-    python benchmarks/hardness_probe.py data/hard/train.jsonl data/hard-deep/train.jsonl --n 40 --k 64
+    python benchmarks/hardness_probe.py data/hard/train.jsonl --n 40 --k 64
+    python benchmarks/hardness_probe.py data/m7/hard/train.jsonl --model assets/tiny-arith-m7
 
 Prints one JSON object per file.
 """

@@ -17,10 +17,12 @@ per-sample success p come first, and the fail@k passes then run on what is left:
    correct boxes reached without a final `=`) that resolves 1e-8 from 32 samples where counting successes
    resolves 1/32. It matters: the shipped model often reaches the right box through wrong intermediate
    values that cancel, so the canonical bound alone kept problems with p near 1e-2.
-Problems with an estimate below 10^max_log10_p and no sampled success are kept. Measured on the shipped
-model (docs/world-design.md, "Screening deeper"): the kept set's true p was no lower than the fail@256
-set's (about 3e-3), because a screen on a heavy-tailed estimate keeps the problems whose lucky scratchpads
-were not drawn. The tools stay for worlds whose errors propagate; data/hard-deep is that experiment.
+Problems with an estimate below 10^max_log10_p and no sampled success are kept. On the earlier checkpoint
+(assets/tiny-arith-m7, whose errors did not propagate; docs/world-design.md, "Screening deeper") the kept
+set's true p was no lower than the fail@256 set's (about 3e-3): a screen on a heavy-tailed estimate keeps
+the problems whose lucky scratchpads were not drawn (data/m7/hard-deep). On the shipped careless-student
+model errors propagate, and the screen does what it is for: data/hard is level-5 problems with estimate
+below 1e-4 (453 of 520; the 67 removed succeed through one systematic wrong step), then fail@128 (450).
 """
 
 from __future__ import annotations

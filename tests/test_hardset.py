@@ -90,14 +90,16 @@ def test_make_hard_max_log10_p_keeps_only_problems_below_the_bound(tiny_dir, tmp
     assert none["solution_bound_below_max_log10_p"] == 0 and none["train"] == none["test"] == 0
 
 
-def test_the_premise_report_describes_both_shipped_screens():
+def test_the_premise_report_describes_every_shipped_screen():
     from pathlib import Path
 
     from soar.report import hard_set_line
 
     root = Path(__file__).resolve().parent.parent / "data"
     shipped = hard_set_line(json.loads((root / "hard" / "manifest.json").read_text()))
-    assert "pool 4000 -> fail@128 823 -> fail@128 again 502; train 251, test 251" in shipped
-    deep = hard_set_line(json.loads((root / "hard-deep" / "manifest.json").read_text()))
+    assert "pool 520" in shipped and "estimated success below it 453 -> fail@128 450; train 225, test 225" in shipped
+    m7 = hard_set_line(json.loads((root / "m7" / "hard" / "manifest.json").read_text()))
+    assert "pool 4000 -> fail@128 823 -> fail@128 again 502; train 251, test 251" in m7
+    deep = hard_set_line(json.loads((root / "m7" / "hard-deep" / "manifest.json").read_text()))
     assert "bound below 1e-5 5205, estimated success below it 470 -> fail@32 435; train 218" in deep
-    assert "None" not in deep
+    assert "None" not in deep + shipped
