@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from soar.loop import SoarConfig, qr_accuracy
+from soar.loop import QR_METRICS, SoarConfig, qr_accuracy
 from soar.model import DEFAULT_MODEL, clone_model, load_policy
 from soar.premise import parse_stones, stone_batches
 from soar.problems import load_problems
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--easy", default="mix:0,add:0")
     p.add_argument("--copies", type=int, default=3)
     p.add_argument("--qr-size", type=int, default=64)
-    p.add_argument("--qr-metric", default="partial", choices=("partial", "greedy", "sampled"))
+    p.add_argument("--qr-metric", default="partial_sampled", choices=QR_METRICS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="")

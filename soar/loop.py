@@ -122,12 +122,15 @@ class SoarConfig:
     """student copies per dataset (paper 4)"""
     qr_size: int = 64
     """|Q_R| per outer step (paper 64)"""
-    qr_metric: str = "partial"
+    qr_metric: str = "partial_sampled"
     """Acc(student, Q_R): greedy (the paper; configs/paper-math.yaml) | sampled (qr_samples at temperature 1) |
-    partial (the world's step credit; the arithmetic default, because every tiny student's greedy accuracy on
-    the fail@256 problems is 0, which would make every reward 0)"""
+    partial (the world's step credit of the greedy answer) | partial_sampled (the mean step credit of
+    qr_samples answers at temperature 1; the arithmetic default). Departs from the paper: every tiny student's
+    accuracy on fail@128 problems is 0, which would make every reward 0, and the greedy answer takes the
+    careless slip (probability 0.9) at every hard step until a student's slip rate falls below one half, so
+    greedy step credit does not see the gains that ten inner steps make; sampled step credit does."""
     qr_samples: int = 8
-    """samples per Q_R question for qr_metric=sampled"""
+    """samples per Q_R question for qr_metric=sampled and partial_sampled"""
     intrinsic_samples: int = 32
     """Intrinsic-T: samples per question for the success rate s_i (paper 32)"""
     window: int = 3
@@ -149,14 +152,17 @@ class SoarConfig:
 
     def __post_init__(self) -> None:
         check_world(self.world)
-        if self.qr_metric not in ("greedy", "sampled", "partial"):
-            raise ValueError(f"qr_metric must be greedy, sampled or partial, got {self.qr_metric!r}")
+        if self.qr_metric not in QR_METRICS:
+            raise ValueError(f"qr_metric must be one of {', '.join(QR_METRICS)}, got {self.qr_metric!r}")
         if self.reward not in ("grounded", "intrinsic"):
             raise ValueError(f"reward must be 'grounded' or 'intrinsic', got {self.reward!r}")
         if self.teacher.g < 2:
             raise ValueError("teacher.g must be >= 2 (leave-one-out needs two datasets per group)")
         if self.r < 1 or self.qr_size < 1 or self.window < 1:
             raise ValueError("r, qr_size and window must be >= 1")
+
+
+QR_METRICS = ("greedy", "sampled", "partial", "partial_sampled")
 
 
 def _seed(*parts: int) -> int:
@@ -172,21 +178,21 @@ def qr_accuracy(model, tokenizer, world: World, problems: list[Problem], cfg: So
     if cfg.qr_metric == "greedy":
         counts = correct_counts(model, tokenizer, world, problems, 1, 0.0, cfg.eval_max_new_tokens, seed)
         return sum(counts) / len(problems)
-    if cfg.qr_metric == "partial":
+    if cfg.qr_metric in ("partial", "partial_sampled"):
         if world.partial_credit is None:
-            raise ValueError(f"qr_metric=partial: the {world.name} world has no partial credit")
+            raise ValueError(f"qr_metric={cfg.qr_metric}: the {world.name} world has no partial credit")
+        greedy = cfg.qr_metric == "partial"
         out = sample(
             model,
             tokenizer,
             [world.student_prompt(p.question) for p in problems],
-            1,
-            temperature=0.0,
+            1 if greedy else cfg.qr_samples,
+            temperature=0.0 if greedy else 1.0,
             max_new_tokens=cfg.eval_max_new_tokens,
             seed=seed,
         )
-        return sum(world.partial_credit(p.question, o[0].text) for p, o in zip(problems, out, strict=True)) / len(
-            problems
-        )
+        credit = [world.partial_credit(p.question, s.text) for p, row in zip(problems, out, strict=True) for s in row]
+        return sum(credit) / len(credit)
     counts = correct_counts(model, tokenizer, world, problems, cfg.qr_samples, 1.0, cfg.eval_max_new_tokens, seed)
     return sum(counts) / (len(problems) * cfg.qr_samples)
 

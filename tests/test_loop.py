@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 import soar.loop as loop
-from soar.loop import ConfigMismatch, SoarConfig, TeacherConfig, run_soar
-from soar.model import DEFAULT_MODEL
+from soar.loop import QR_METRICS, ConfigMismatch, SoarConfig, TeacherConfig, qr_accuracy, run_soar
+from soar.model import DEFAULT_MODEL, load_policy
 from soar.problems import save_problems
 from soar.rloo import RLOOConfig
 from soar.teacher import TeacherFormatError, valid_pair, write_datasets
@@ -44,6 +44,21 @@ def toy(hard_dir, out, **kw) -> SoarConfig:
     )
     base.update(kw)
     return SoarConfig(**base)
+
+
+def test_qr_metrics_on_the_shipped_careless_model():
+    """Greedy step credit takes the careless slip at the first hard step of every Q_R problem; sampled step
+    credit sees how often a student gets past it. Both lie in [0, 1]; an unknown metric names the valid ones."""
+    model, tok = load_policy(DEFAULT_MODEL)
+    rng = random.Random(3)
+    qr = [make_problem("mix", 1, rng) for _ in range(12)]
+    acc = {
+        m: qr_accuracy(model, tok, ARITHMETIC, qr, SoarConfig(qr_metric=m, qr_samples=16), seed=0) for m in QR_METRICS
+    }
+    assert all(0.0 <= a <= 1.0 for a in acc.values())
+    assert acc["sampled"] < acc["partial_sampled"]  # a wrong final box still earns the steps before the slip
+    with pytest.raises(ValueError, match="partial_sampled"):
+        SoarConfig(qr_metric="partial-sampled")
 
 
 def test_valid_pair_table():
