@@ -80,8 +80,13 @@ class TeacherConfig:
     """give up the step after max_attempts x g x n samples without g x n valid pairs"""
     answer_mode: str = "two_turn"
     """inline (the paper: the answer inside the tags) | two_turn (the default for the arithmetic world: the
-    teacher answers its own question with the student prompt, greedy; both turns are trained; the tiny base
+    teacher answers its own question with the student prompt; both turns are trained; the tiny base
     model's in-tag answers are never right). See soar/teacher.py."""
+    answer_temperature: float = 1.0
+    """two_turn: temperature of the teacher's answer turn. 1.0 = sampled like the rest of the teacher's
+    output, as the paper's in-tag answers are; 0 = greedy (the default until 2026-11-28). On the careless
+    base model a greedy answer slips at every hard step, so a teacher could never explore right answers to
+    the questions that matter and be rewarded for them."""
     grad_clip: float = 1.0
     micro_batch: int = 128
     prefill: str = ""
@@ -312,6 +317,7 @@ def run_soar(cfg: SoarConfig, world: World | None = None, on_step=None, progress
             max_attempts=tcfg.max_attempts,
             answer_mode=tcfg.answer_mode,
             answer_max_new_tokens=cfg.eval_max_new_tokens,
+            answer_temperature=tcfg.answer_temperature,
             prefill=tcfg.prefill,
             require_box=tcfg.require_box,
         )

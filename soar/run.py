@@ -126,6 +126,7 @@ def sample_questions(teacher, tokenizer, world: World, count: int, cfg: SoarConf
         max_attempts=cfg.teacher.max_attempts,
         answer_mode=cfg.teacher.answer_mode,
         answer_max_new_tokens=cfg.eval_max_new_tokens,
+        answer_temperature=cfg.teacher.answer_temperature,
         prefill=cfg.teacher.prefill,
         require_box=cfg.teacher.require_box,
     )

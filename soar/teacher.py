@@ -64,6 +64,7 @@ def write_datasets(
     max_attempts: float = 8.0,
     answer_mode: str = "inline",
     answer_max_new_tokens: int = 64,
+    answer_temperature: float = 0.0,
     prefill: str = "",
     require_box: bool = True,
 ) -> tuple[list[list[TeacherSample]], dict]:
@@ -101,7 +102,9 @@ def write_datasets(
         round_ += 1
         firsts = [(s, valid_pair(world, prefill + s.text, require_box)) for s in out]
         if answer_mode == "two_turn":
-            firsts = _second_turn(teacher, tokenizer, world, firsts, answer_max_new_tokens)
+            firsts = _second_turn(
+                teacher, tokenizer, world, firsts, answer_max_new_tokens, answer_temperature, seed * 1000 + round_
+            )
         for s, pair in firsts:
             attempts += 1
             if pair is not None and len(valid) < need:
@@ -111,13 +114,18 @@ def write_datasets(
     return datasets, {"attempts": attempts, "invalid": invalid, "invalid_rate": invalid / attempts}
 
 
-def _second_turn(teacher, tokenizer, world: World, firsts, max_new_tokens: int):
-    """Replace each valid pair's answer by the teacher's own greedy solution in the student prompt."""
+def _second_turn(teacher, tokenizer, world: World, firsts, max_new_tokens: int, temperature: float, seed: int):
+    """Replace each valid pair's answer by the teacher's own solution in the student prompt (greedy at
+    temperature 0, else one sample)."""
     from soar.verifiers import extract_boxed
 
     todo = [i for i, (_, p) in enumerate(firsts) if p is not None]
     prompts = [world.student_prompt(firsts[i][1].question) for i in todo]
-    outs = sample(teacher, tokenizer, prompts, 1, temperature=0.0, max_new_tokens=max_new_tokens) if todo else []
+    outs = (
+        sample(teacher, tokenizer, prompts, 1, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed + 7)
+        if todo
+        else []
+    )
     result = [(s, None) for s, _ in firsts]
     for i, prompt, o in zip(todo, prompts, outs, strict=True):
         s, pair = firsts[i]

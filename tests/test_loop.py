@@ -175,6 +175,32 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(hard_dir, tmp_path, mo
     assert (straight / "pq.jsonl").read_text() == (resumed / "pq.jsonl").read_text()
 
 
+def test_two_turn_answers_sampled_at_temperature_one_are_seeded_and_vary():
+    from soar.model import load_policy
+
+    model, tok = load_policy(DEFAULT_MODEL)
+
+    def pairs(temperature):
+        ds, _ = write_datasets(
+            model,
+            tok,
+            ARITHMETIC,
+            1,
+            8,
+            temperature=1.0,
+            max_new_tokens=200,
+            seed=1,
+            answer_mode="two_turn",
+            answer_temperature=temperature,
+        )
+        return [(s.pair.question, s.pair.answer) for s in ds[0]]
+
+    sampled, greedy = pairs(1.0), pairs(0.0)
+    assert sampled == pairs(1.0)  # seeded: a resumed run writes the same answers
+    assert [q for q, _ in sampled] == [q for q, _ in greedy]  # the question turn does not depend on it
+    assert [a for _, a in sampled] != [a for _, a in greedy]
+
+
 def test_two_turn_answers_are_the_teachers_own_greedy_solutions():
     from soar.model import load_policy
     from soar.sampling import sample
