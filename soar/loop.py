@@ -132,7 +132,7 @@ class SoarConfig:
     partial (the world's step credit of the greedy answer) | partial_sampled (the mean step credit of
     qr_samples answers at temperature 1; the arithmetic default). Departs from the paper: every tiny student's
     accuracy on fail@128 problems is 0, which would make every reward 0, and the greedy answer takes the
-    careless slip (probability 0.9) at every hard step until a student's slip rate falls below one half, so
+    careless slip (probability 0.97) at every hard step until a student's slip rate falls below one half, so
     greedy step credit does not see the gains that ten inner steps make; sampled step credit does."""
     qr_samples: int = 8
     """samples per Q_R question for qr_metric=sampled and partial_sampled"""

@@ -97,7 +97,7 @@ def test_the_premise_report_describes_every_shipped_screen():
 
     root = Path(__file__).resolve().parent.parent / "data"
     shipped = hard_set_line(json.loads((root / "hard" / "manifest.json").read_text()))
-    assert "pool 520" in shipped and "estimated success below it 453 -> fail@128 450; train 225, test 225" in shipped
+    assert "pool 520" in shipped and "estimated success below it 496 -> fail@128 496; train 248, test 248" in shipped
     m7 = hard_set_line(json.loads((root / "m7" / "hard" / "manifest.json").read_text()))
     assert "pool 4000 -> fail@128 823 -> fail@128 again 502; train 251, test 251" in m7
     deep = hard_set_line(json.loads((root / "m7" / "hard-deep" / "manifest.json").read_text()))
