@@ -2,7 +2,9 @@
 
 Two kinds of documents:
 - Solved problems in the student format, with operands drawn uniformly, so steps that need long carry
-  look-ahead are a rare tail (about 2.6% of steps), as hard reasoning is rare in web text.
+  look-ahead are a rare tail (about 2.6% of steps), as hard reasoning is rare in web text. With
+  `student_slip` > 0 (the shipped model's second stage) a careless solver writes them: it slips on hard
+  steps and carries the slip on, and `hard_fraction` of them are drawn at a uniform level.
 - Teacher-format question/answer documents across every family and level: the question, the careless
   solver's scratchpad between the tags (the paper allows reasoning outside the tags) and its boxed
   answer. The solver slips on look-ahead steps, so that (as in the paper) the base model can already
@@ -39,9 +41,9 @@ class CorpusConfig:
     teacher_slip: float = 0.5
     """probability that the careless solver of teacher documents slips on each step"""
     student_slip: float = 0.0
-    """probability that a solved (student-format) document slips on each HARD step (`buggy_op`: the carry
-    through a run of 9s is dropped), later steps building on the slipped value and the box holding the
-    slipped result. 0 = every solved document is right (the m7 checkpoint). Above 0 the base model learns a
+    """probability that a solved (student-format) document slips on each HARD step (`extra_carry_op`: one
+    extra carry at the bottom of the look-ahead run), later steps building on the slipped value and the box
+    holding the slipped result. The shipped model's second stage used 0.97. 0 = every solved document is right (the m7 checkpoint). Above 0 the base model learns a
     careless prior: it knows the hard step but takes it only 1 - student_slip of the time, and its own
     errors propagate, so success compounds as (1 - student_slip)^level (docs/world-design.md)"""
     hard_fraction: float = 0.0
