@@ -127,7 +127,7 @@ def test_intrinsic_reward_runs_without_students(hard_dir, tmp_path):
         reward="intrinsic",
         outer_steps=1,
         intrinsic_samples=8,
-        teacher=TeacherConfig(n=12, g=2, max_new_tokens=200, lr=1e-4, warmup=0),
+        teacher=TeacherConfig(n=12, g=4, max_new_tokens=200, lr=1e-4, warmup=0),  # 4 datasets: a tie of all is unlikely
     )
     out = run_soar(cfg, progress=False)
     m = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
