@@ -43,7 +43,8 @@ class CorpusConfig:
     student_slip: float = 0.0
     """probability that a solved (student-format) document slips on each HARD step (`extra_carry_op`: one
     extra carry at the bottom of the look-ahead run), later steps building on the slipped value and the box
-    holding the slipped result. The shipped model's second stage used 0.97. 0 = every solved document is right (the m7 checkpoint). Above 0 the base model learns a
+    holding the slipped result. The shipped model's second stage used 0.97. 0 = every solved document is
+    right (the m7 checkpoint). Above 0 the base model learns a
     careless prior: it knows the hard step but takes it only 1 - student_slip of the time, and its own
     errors propagate, so success compounds as (1 - student_slip)^level (docs/world-design.md)"""
     hard_fraction: float = 0.0
