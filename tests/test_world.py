@@ -8,6 +8,7 @@ from soar.world.arithmetic import (
     FAMILIES,
     LEVELS,
     STEPS,
+    apply_op,
     buggy_op,
     classify,
     extra_carry_op,
@@ -21,6 +22,7 @@ from soar.world.arithmetic import (
     parse_question,
     solve,
     step_runs,
+    values,
     worked_solution,
 )
 
@@ -161,12 +163,7 @@ def test_extra_carry_slips_are_always_wrong_and_never_cancel():
         x, b, op = rng.randrange(10**5), rng.randrange(10**5), rng.choice("+-")
         if lookahead(x, op, b) == 0:
             continue
-        assert (extra_carry_op(x, op, b) - solve(format_question(x, [(op, b)] + [("+", 0)] * (STEPS - 1)))) % 10**5 in {
-            1,
-            10,
-            100,
-            1000,
-        }
+        assert (extra_carry_op(x, op, b) - apply_op(x, op, b)) % 10**5 in {1, 10, 100, 1000}
     # a chain of slips only ever adds: every hard step slipping leaves a level-5 answer wrong
     for _ in range(200):
         p = make_problem("mix", 5, rng)
@@ -179,7 +176,7 @@ def test_careless_student_slips_only_on_hard_steps():
         for _ in range(20):
             p = make_problem("mix", level, rng)
             v = noisy_values(p.question, rng, 1.0, hard_only=True)
-            right = [int(x) for x in worked_solution(p.question).split(" \\boxed")[0].replace("=", "").split()]
+            right = values(p.question)
             assert (v[-1] == right[-1]) == (level == 0)  # every hard step slips, so any level > 0 ends wrong
             first_hard = next((i for i, r in enumerate(p.meta["runs"]) if r >= 2), STEPS)
             assert v[: first_hard + 1] == right[: first_hard + 1]  # easy steps before the first hard one are right

@@ -109,15 +109,19 @@ def lookahead(a: int, op: str, b: int) -> int:
     add: columns whose digits sum to 9; sub: columns whose digits are equal. Writing the result most
     significant digit first, a run of length r means looking r+1 columns down to settle one digit.
     Multiplication has no look-ahead in this sense (0)."""
-    if op == "*":
-        return 0
+    return 0 if op == "*" else _longest_run(a, op, b)[0]
+
+
+def _longest_run(a: int, op: str, b: int) -> tuple[int, int]:
+    """(length, lowest column) of the first longest run of look-ahead columns of `a op b` (+ or -)."""
     da, db = _digits(a), _digits(b)
-    best = run = 0
+    best, start, run = 0, 0, 0
     for j in range(4):
         hit = da[j] + db[j] == 9 if op == "+" else da[j] == db[j]
         run = run + 1 if hit else 0
-        best = max(best, run)
-    return best
+        if run > best:
+            best, start = run, j - run + 1
+    return best, start
 
 
 def is_hard_step(x: int, op: str, b: int) -> bool:
@@ -238,13 +242,7 @@ def extra_carry_op(x: int, op: str, b: int) -> int:
     r = apply_op(x, op, b)
     if op == "*":
         return r
-    da, db = _digits(x), _digits(b)
-    best, start, run = 0, 0, 0
-    for j in range(4):
-        hit = da[j] + db[j] == 9 if op == "+" else da[j] == db[j]
-        run = run + 1 if hit else 0
-        if run > best:
-            best, start = run, j - run + 1
+    best, start = _longest_run(x, op, b)
     return r if best == 0 else (r + 10**start) % MOD
 
 
