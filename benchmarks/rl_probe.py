@@ -6,10 +6,15 @@
 2. `inner`: the inner loop's view. Student copies train `--steps` RLOO steps (10 in SOAR) on each data
    source (stepping stones, easy problems, the hard train set) and are scored on a fresh Q_R sample of the
    hard train set; prints R = Acc(trained) - Acc(base) per source and copy. If R does not separate
-   stepping stones from the rest, the teacher's grounded reward is noise.
+   stepping stones from the rest, the teacher's grounded reward is noise. `--dataset-size N` adds two
+   sources shaped like one teacher dataset: N fixed stepping stones with true answers (`stones_fixed`) and
+   the same N questions with the base model's own temperature-1 answers (`stones_selfanswered`, what a
+   two-turn teacher writes); `--sets name=path.jsonl,...` adds question files (e.g. a run's Base-T set).
 
     python benchmarks/rl_probe.py --lrs 2e-4,5e-5,1e-5 --steps 100
     python benchmarks/rl_probe.py --mode inner --lrs 2e-4,1e-5 --steps 10 --copies 3
+    python benchmarks/rl_probe.py --mode inner --lrs 5e-5 --steps 10 --dataset-size 16 \
+        --sets base_t=runs/demo/questions/base_t.jsonl
 
 Prints one JSON object (also written to --out). Figures measured with it are in docs/world-design.md.
 """
@@ -21,6 +26,7 @@ import json
 import random
 import statistics
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -28,9 +34,12 @@ import torch
 from soar.loop import QR_METRICS, SoarConfig, qr_accuracy
 from soar.model import DEFAULT_MODEL, clone_model, load_policy
 from soar.premise import parse_stones, stone_batches
-from soar.problems import load_problems
+from soar.problems import Problem, load_problems
 from soar.rloo import RLOOConfig, cycling_batches, train_rloo
+from soar.sampling import sample
+from soar.verifiers import extract_boxed
 from soar.world import ARITHMETIC
+from soar.world.arithmetic import make_problem
 
 
 def bins(xs: list[float], width: int) -> list[float]:
@@ -55,6 +64,13 @@ def curve(model, tok, args, lr: float) -> dict:
     return {"lr": lr, "accuracy_bins": acc, "kl_bins": bins([h["kl"] for h in hist], args.bin)}
 
 
+def self_answered(model, tok, problems: list[Problem], seed: int) -> list[Problem]:
+    """The same questions with the model's own temperature-1 answers (unparsable answers kept as "?")."""
+    prompts = [ARITHMETIC.student_prompt(p.question) for p in problems]
+    outs = sample(model, tok, prompts, 1, temperature=1.0, max_new_tokens=64, seed=seed)
+    return [replace(p, answer=(extract_boxed(o[0].text) or "?").strip()) for p, o in zip(problems, outs, strict=True)]
+
+
 def inner(model, tok, args, lr: float) -> dict:
     train = load_problems(Path(args.hard_dir) / "train.jsonl")
     sources = {
@@ -62,6 +78,19 @@ def inner(model, tok, args, lr: float) -> dict:
         "easy": lambda: stone_batches(parse_stones(args.easy), args.batch),
         "hard": lambda: cycling_batches(train, args.batch),
     }
+    if args.dataset_size:
+        srng = random.Random(args.seed + 5)
+        specs = parse_stones(args.stones)
+        fixed = [make_problem(*srng.choice(specs), srng, min_run=2, max_run=3) for _ in range(args.dataset_size)]
+        answered = self_answered(model, tok, fixed, args.seed + 6)
+        agree = sum(ARITHMETIC.is_equal(a.answer, f.answer) for a, f in zip(answered, fixed, strict=True))
+        print(f"self-answered stones: {agree}/{len(fixed)} answers correct", file=sys.stderr)
+        sources["stones_fixed"] = lambda: cycling_batches(fixed, args.batch)
+        sources["stones_selfanswered"] = lambda: cycling_batches(answered, args.batch)
+    for spec in args.sets:
+        name, _, path = spec.partition("=")
+        probs = load_problems(path)
+        sources[name] = lambda probs=probs: cycling_batches(probs, args.batch)
     scfg = SoarConfig(qr_metric=args.qr_metric)
     rng = random.Random(args.seed)
     r: dict[str, list[float]] = {k: [] for k in sources}
@@ -95,6 +124,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--stones", default="mix:1,mix:2,add:1,sub:1")
     p.add_argument("--easy", default="mix:0,add:0")
     p.add_argument("--copies", type=int, default=3)
+    p.add_argument("--dataset-size", type=int, default=0, help="inner: add fixed N-question stone sources")
+    p.add_argument("--sets", default="", help="inner: extra sources, name=questions.jsonl,...")
     p.add_argument("--qr-size", type=int, default=64)
     p.add_argument("--qr-metric", default="partial_sampled", choices=QR_METRICS)
     p.add_argument("--seed", type=int, default=0)
@@ -103,6 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     args.stones = tuple(s for s in args.stones.split(",") if s)
     args.easy = tuple(s for s in args.easy.split(",") if s)
+    args.sets = tuple(s for s in args.sets.split(",") if s)
     torch.set_num_threads(args.threads)
     model, tok = load_policy(args.model)
     probe = curve if args.mode == "curve" else inner

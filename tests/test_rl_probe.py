@@ -33,3 +33,29 @@ def test_inner_probe_gives_R_per_source_and_copy():
     run = r["runs"][0]
     assert set(run["R"]) == {"stones", "easy", "hard"}
     assert all(len(v) == 2 and all(-1.0 <= x <= 1.0 for x in v) for v in run["R"].values())
+
+
+def test_inner_probe_adds_dataset_shaped_sources_and_question_files(tmp_path):
+    qs = tmp_path / "q.jsonl"
+    qs.write_text('{"family": "add", "level": 0, "question": "00001 +00002 +00003 +00004 +00005 +00006", '
+                  '"answer": "00021", "meta": {}}\n')  # fmt: skip
+    r = _probe().main(["--mode", "inner", "--lrs", "2e-4", "--steps", "1", "--copies", "1", "--batch", "2",
+                       "--group", "2", "--qr-size", "4", "--threads", "1", "--dataset-size", "3",
+                       "--sets", f"mine={qs}"])  # fmt: skip
+    assert set(r["runs"][0]["R"]) == {"stones", "easy", "hard", "stones_fixed", "stones_selfanswered", "mine"}
+
+
+def test_self_answered_keeps_questions_and_replaces_answers_with_the_models():
+    import random
+
+    from soar.model import DEFAULT_MODEL, load_policy
+    from soar.world.arithmetic import make_problem
+
+    probe = _probe()
+    model, tok = load_policy(DEFAULT_MODEL)
+    rng = random.Random(0)
+    fixed = [make_problem("add", 0, rng) for _ in range(4)]
+    answered = probe.self_answered(model, tok, fixed, seed=1)
+    assert [p.question for p in answered] == [p.question for p in fixed]
+    assert all(p.answer and p.answer != "" for p in answered)
+    assert answered == probe.self_answered(model, tok, fixed, seed=1)  # seeded
