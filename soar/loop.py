@@ -101,9 +101,11 @@ class TeacherConfig:
 
 
 def _inner_default() -> RLOOConfig:
-    # The paper's lr and warm-up; at 2e-4 ten inner steps ranked true stepping stones below the hard set
-    # itself (docs/world-design.md, "The student's learning rate").
-    return RLOOConfig(steps=10, batch_size=8, group_size=8, lr=1e-5, warmup=0)
+    # The students' lr (5e-5, paper 1e-5) without warm-up (the paper's). Measured on the shipped model
+    # (benchmarks/rl_probe.py --mode inner, docs/world-design.md): at 1e-5 ten steps move Q_R step credit by
+    # +0.003 whatever the data, so R cannot tell stepping stones from the hard set; at 5e-5 true stones
+    # give +0.028 +- 0.013 and easy problems / the hard set 0.000; at 2e-4 the model breaks.
+    return RLOOConfig(steps=10, batch_size=8, group_size=8, lr=5e-5, warmup=0)
 
 
 @dataclass
@@ -146,7 +148,7 @@ class SoarConfig:
     """False = the no-promotion ablation"""
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     inner: RLOOConfig = field(default_factory=_inner_default)
-    """the students' RLOO (paper: 10 steps, batch 8, group 32, lr 1e-5)"""
+    """the students' RLOO (paper: 10 steps, batch 8, group 32, lr 1e-5; here group 8, lr 5e-5)"""
     eval_max_new_tokens: int = 64
     seed: int = 0
     threads: int = 2
