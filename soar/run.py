@@ -178,6 +178,25 @@ def question_stats(problems: list[Problem], world: World, cfg: RunConfig) -> dic
     }
 
 
+def teacher_config(cfg: RunConfig, name: str, reward: str) -> SoarConfig:
+    """The SoarConfig of the main job's teacher run `name` (`soar` or `intrinsic`) in `cfg.out/name`; a run
+    started from it elsewhere (e.g. a parallel worker) is resumed, not redone, by `run_main`."""
+    tdir = Path(cfg.out) / name
+    return SoarConfig(
+        **{
+            **cfg.soar.__dict__,
+            "out": str(tdir),
+            "reward": reward,
+            "model": cfg.model,
+            "world": cfg.world,
+            "load": cfg.load,
+            "hard_dir": cfg.hard_dir,
+            "threads": cfg.threads,
+            "resume": (tdir / "config.yaml").exists(),
+        }
+    )
+
+
 def run_main(cfg: RunConfig, world: World | None = None) -> dict:
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
@@ -218,19 +237,7 @@ def run_main(cfg: RunConfig, world: World | None = None) -> dict:
         if name == "intrinsic" and "intrinsic_t" not in cfg.arms:
             continue
         tdir = out / name
-        scfg = SoarConfig(
-            **{
-                **cfg.soar.__dict__,
-                "out": str(tdir),
-                "reward": reward,
-                "model": cfg.model,
-                "world": cfg.world,
-                "load": cfg.load,
-                "hard_dir": cfg.hard_dir,
-                "threads": cfg.threads,
-                "resume": (tdir / "config.yaml").exists(),
-            }
-        )
+        scfg = teacher_config(cfg, name, reward)
         done = (tdir / "checkpoint" / "state.json").exists() and json.loads(
             (tdir / "checkpoint" / "state.json").read_text()
         )["step"] >= scfg.outer_steps
@@ -324,4 +331,4 @@ def best_promoted(promos: list[dict], tokenizer, world: World, hard_train: list[
     return best
 
 
-__all__ = ["RunConfig", "StudentConfig", "run_main", "question_stats", "train_student"]
+__all__ = ["RunConfig", "StudentConfig", "run_main", "question_stats", "teacher_config", "train_student"]
