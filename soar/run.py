@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -52,6 +52,10 @@ NAMES = {
     "pq": "PQ",
     "ps": "PS",
 }
+
+
+ANALYSIS_KEYS = ("vendi_size", "vendi_samples")
+"""keys that only change the question analysis (recomputed on every call): a resumed run may change them"""
 
 
 @dataclass
@@ -100,7 +104,9 @@ class RunConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     vendi_samples: int = 100
-    vendi_size: int = 128
+    """bootstrap subsamples for the Vendi score of each question set"""
+    vendi_size: int = 96
+    """questions per bootstrap subsample (below `questions`, or every subsample is the whole set and the SD 0)"""
     threads: int = 2
     resume: bool = False
     """continue the run in `out` (`soar run --resume DIR`); the config must match"""
@@ -201,7 +207,8 @@ def run_main(cfg: RunConfig, world: World | None = None) -> dict:
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     if cfg.resume:
-        check_same_config(out / "config.yaml", cfg)
+        check_same_config(out / "config.yaml", cfg, ignore=("resume", "threads", *ANALYSIS_KEYS))
+        dump_config(replace(cfg, resume=False), out / "config.yaml")  # the analysis keys of the latest report
     elif (out / "config.yaml").exists():
         raise FileExistsError(
             f"{out} already holds a run: `soar run --resume {out}` continues it; or choose another --set out=DIR"

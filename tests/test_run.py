@@ -86,6 +86,10 @@ def test_main_job_at_toy_sizes_writes_the_report(hard_dir, tmp_path):
     assert len((out / "results.jsonl").read_text().splitlines()) == 7
     with pytest.raises(ConfigMismatch, match="questions"):
         run_main(toy_run(hard_dir, out, resume=True, questions=5))
+    # The question analysis may change on resume: it is recomputed, and the saved config follows it.
+    run_main(toy_run(hard_dir, out, resume=True, vendi_size=3))
+    assert "vendi_size: 3" in (out / "config.yaml").read_text()
+    assert len((out / "results.jsonl").read_text().splitlines()) == 7
     with pytest.raises(FileExistsError, match="--resume"):
         run_main(toy_run(hard_dir, out))
 
