@@ -8,8 +8,8 @@
 4. Students, per seed, all evaluated on the held-out hard TEST set with pass@k (n samples) and greedy:
    base model; Hard-Only (RLOO on hard train); each question set as stepping stones for a fresh base
    student ("curriculum": `synthetic_steps` steps on the questions, then the hard train set; "mixed":
-   both throughout), all at equal total steps; PS (the promoted student with the best greedy accuracy on
-   the hard train set) evaluated directly.
+   both throughout), all at equal total steps; PS (the promoted student with the best Acc on the hard
+   train set, by the SOAR run's qr_metric) evaluated directly.
 5. Analysis of every question set: Vendi score (bootstrap), share of correct teacher answers (where the
    world knows the truth), difficulty histogram.
 6. `report.md` and PNG plots.
@@ -30,10 +30,10 @@ import torch
 
 from soar.config import check_same_config, dump_config
 from soar.embed import ngram_embeddings
-from soar.evaluate import EvalConfig, aggregate, correct_counts, evaluate
+from soar.evaluate import EvalConfig, aggregate, evaluate
 from soar.hardset import HardSetConfig, make_hard
 from soar.io import append_jsonl, atomic_write_text, read_jsonl, write_jsonl
-from soar.loop import SoarConfig, run_soar, trained_teacher
+from soar.loop import SoarConfig, qr_accuracy, run_soar, trained_teacher
 from soar.metrics import vendi_bootstrap
 from soar.model import DEFAULT_MODEL, LoadConfig, clone_model, load_policy
 from soar.premise import phased
@@ -326,14 +326,14 @@ def run_main(cfg: RunConfig, world: World | None = None) -> dict:
 
 
 def best_promoted(promos: list[dict], tokenizer, world: World, hard_train: list[Problem], cfg: RunConfig):
-    """PS: of the promoted students, the one with the best greedy accuracy on the hard TRAIN set."""
-    best, best_acc = None, -1.0
+    """PS: of the promoted students, the one with the best Acc on the hard TRAIN set, by the SOAR run's own
+    measure (`soar.qr_metric`, the teacher reward's Acc); a tie goes to the later promotion, which was
+    trained from the earlier one. (The paper does not say how its PS is picked.)"""
+    best, best_acc = None, float("-inf")
     for p in promos:
         model, _ = load_policy(p["student_dir"], opts=cfg.load)
-        acc = sum(correct_counts(model, tokenizer, world, hard_train, 1, 0.0, cfg.eval.max_new_tokens, 0)) / len(
-            hard_train
-        )
-        if acc > best_acc:
+        acc = qr_accuracy(model, tokenizer, world, hard_train, cfg.soar, seed=0)
+        if acc >= best_acc:
             best, best_acc = model, acc
     return best
 

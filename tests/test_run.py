@@ -99,3 +99,13 @@ def test_cli_run_resume_refuses_a_missing_folder(tmp_path):
         [sys.executable, "-m", "soar.cli", "run", "--resume", str(tmp_path / "nope")], capture_output=True, text=True
     )
     assert r.returncode == 2 and "nothing to resume" in r.stderr
+
+
+def test_ps_is_the_promoted_student_with_the_best_acc_ties_to_the_later(monkeypatch):
+    import soar.run as run_mod
+
+    accs = iter([0.02, 0.01, 0.02, 0.0])
+    monkeypatch.setattr(run_mod, "load_policy", lambda path, opts=None: (path, None))
+    monkeypatch.setattr(run_mod, "qr_accuracy", lambda model, tok, world, probs, cfg, seed: next(accs))
+    promos = [{"student_dir": f"ps{i}"} for i in range(4)]
+    assert run_mod.best_promoted(promos, None, ARITHMETIC, [], RunConfig()) == "ps2"
