@@ -276,6 +276,7 @@ def run_main(cfg: RunConfig, world: World | None = None) -> dict:
     promos = (
         read_jsonl(teachers["soar"] / "promotions.jsonl") if (teachers["soar"] / "promotions.jsonl").exists() else []
     )
+    ps_model = None
     for seed in cfg.seeds:
         for arm in cfg.arms:
             if (arm, seed) in done_keys:
@@ -290,7 +291,9 @@ def run_main(cfg: RunConfig, world: World | None = None) -> dict:
                 if not promos:
                     print("PS: no promotion happened in the SOAR run; nothing to evaluate")
                     continue
-                model = best_promoted(promos, tokenizer, world, hard_train, cfg)
+                if ps_model is None:  # picked once for all seeds
+                    ps_model = best_promoted(promos, tokenizer, world, hard_train, cfg)
+                model = ps_model
             else:
                 if not qsets.get(arm):
                     print(f"{NAMES[arm]}: empty question set; skipped")
