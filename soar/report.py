@@ -138,7 +138,7 @@ def main_report(
         f"pass@k in % from n={cfg.eval.n} samples, mean ± SD over "
         f"{len(cfg.seeds)} student seed(s). Trained students: {cfg.student.steps} RLOO steps "
         f"({cfg.student.mode}; {cfg.student.synthetic_steps} on synthetic questions first)."
-        f" Wall time {seconds / 60:.1f} min.",
+        f" Wall time of this call: {seconds / 60:.1f} min (a resumed run counts only its own part).",
         "",
     ]
     if table:
