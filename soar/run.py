@@ -336,6 +336,7 @@ def best_promoted(promos: list[dict], tokenizer, world: World, hard_train: list[
     for p in promos:
         model, _ = load_policy(p["student_dir"], opts=cfg.load)
         acc = qr_accuracy(model, tokenizer, world, hard_train, cfg.soar, seed=0)
+        print(f"PS candidate {p['student_dir']}: Acc on the hard train set {acc:.4f} ({cfg.soar.qr_metric})")
         if acc >= best_acc:
             best, best_acc = model, acc
     return best
