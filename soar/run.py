@@ -243,8 +243,8 @@ def run_main(cfg: RunConfig, world: World | None = None) -> dict:
     for name, reward in (("soar", "grounded"), ("intrinsic", "intrinsic")):
         if name == "intrinsic" and "intrinsic_t" not in cfg.arms:
             continue
-        tdir = out / name
         scfg = teacher_config(cfg, name, reward)
+        tdir = Path(scfg.out)
         done = (tdir / "checkpoint" / "state.json").exists() and json.loads(
             (tdir / "checkpoint" / "state.json").read_text()
         )["step"] >= scfg.outer_steps
