@@ -1,6 +1,6 @@
 """Speed of the default model on this machine, printed as JSON (no timed tests anywhere).
 
-- sampling: new tokens/s of `soar.sampling.sample` at batch 64 and 256, and of plain Hugging Face
+- sampling: new tokens/s of `soar.engine.sampling.sample` at batch 64 and 256, and of plain Hugging Face
   `generate` on the same prompts in the same run (the ratio is the figure to compare across machines);
 - training: completion tokens/s of the RLOO update (forward + backward, with the KL reference pass);
 - one RLOO step at the default sizes (8 prompts x 16 samples) on the hard train set, split into
@@ -18,10 +18,10 @@ import time
 
 import torch
 
-from soar.model import DEFAULT_MODEL, load_policy
-from soar.problems import load_problems
-from soar.rloo import RLOOConfig, cycling_batches, train_rloo
-from soar.sampling import sample
+from soar.core.problems import load_problems
+from soar.engine.model import DEFAULT_MODEL, load_policy
+from soar.engine.rloo import RLOOConfig, cycling_batches, train_rloo
+from soar.engine.sampling import sample
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import make_problem
 

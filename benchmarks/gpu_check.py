@@ -10,7 +10,7 @@
    forward), the student's inner-loop step.
    MFU = achieved FLOP/s / peak bf16 FLOP/s, with 2N FLOPs per sampled token and 8N per trained token
    (6N forward + backward of the policy, 2N forward of the reference; attention FLOPs left out).
-2. SOAR: `--outer-steps` outer steps of the real loop (soar.loop.run_soar) on the shipped arithmetic model
+2. SOAR: `--outer-steps` outer steps of the real loop (soar.method.loop.run_soar) on the shipped arithmetic model
    and hard set (4 MB: fits the device machine's transfer limit; math-verify is not needed), in bf16.
 Everything is printed as one JSON object (and written to --out).
 """
@@ -28,10 +28,10 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from soar.loop import SoarConfig, TeacherConfig, run_soar
-from soar.model import DEFAULT_MODEL, LoadConfig, frozen
-from soar.rloo import RLOOConfig, policy_update
-from soar.sampling import _generate
+from soar.engine.model import DEFAULT_MODEL, LoadConfig, frozen
+from soar.engine.rloo import RLOOConfig, policy_update
+from soar.engine.sampling import _generate
+from soar.method.loop import SoarConfig, TeacherConfig, run_soar
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = {

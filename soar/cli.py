@@ -8,11 +8,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from soar.config import ConfigError, ConfigMismatch, dump_config, load_config
-from soar.evaluate import EvalConfig
-from soar.io import DataError
-from soar.model import DEFAULT_MODEL, LoadConfig
-from soar.teacher import TeacherFormatError
+from soar.core.config import ConfigError, ConfigMismatch, dump_config, load_config
+from soar.core.io import DataError
+from soar.engine.evaluate import EvalConfig
+from soar.engine.model import DEFAULT_MODEL, LoadConfig
+from soar.method.teacher import TeacherFormatError
 from soar.world import check_world
 
 
@@ -41,10 +41,10 @@ class EvalCommandConfig:
 def _eval(cfg: EvalCommandConfig) -> None:
     import torch
 
-    from soar.evaluate import aggregate, evaluate
-    from soar.io import atomic_write_text, write_jsonl
-    from soar.model import load_policy
-    from soar.problems import load_problems
+    from soar.core.io import atomic_write_text, write_jsonl
+    from soar.core.problems import load_problems
+    from soar.engine.evaluate import aggregate, evaluate
+    from soar.engine.model import load_policy
     from soar.world import make_world
 
     torch.set_num_threads(cfg.threads)
@@ -66,11 +66,11 @@ def _eval(cfg: EvalCommandConfig) -> None:
 
 
 def _commands():
-    from soar.hardset import HardSetConfig, make_hard
-    from soar.loop import SoarConfig, run_soar
-    from soar.premise import PremiseConfig, run_premise
-    from soar.pretrain import PretrainConfig, pretrain
-    from soar.run import RunConfig, run_main
+    from soar.jobs.hardset import HardSetConfig, make_hard
+    from soar.jobs.main import RunConfig, run_main
+    from soar.jobs.premise import PremiseConfig, run_premise
+    from soar.jobs.pretrain import PretrainConfig, pretrain
+    from soar.method.loop import SoarConfig, run_soar
 
     return {
         "pretrain": (PretrainConfig, pretrain, "train the tiny arithmetic base model from scratch"),

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from soar.model import TinyModelConfig, build_char_tokenizer, build_tiny_model, save_policy
+from soar.engine.model import TinyModelConfig, build_char_tokenizer, build_tiny_model, save_policy
 
 TINY = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_positions=256)
 
@@ -28,12 +28,12 @@ def tiny_dir(tmp_path_factory):
     return path
 
 
-def load_benchmark(name: str):
-    """Import benchmarks/<name>.py (a script, not a package module) for testing."""
+def load_probe(name: str):
+    """Import research/<name>.py (a script, not a package module) for testing."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    path = Path(__file__).resolve().parent.parent / "research" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

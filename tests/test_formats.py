@@ -2,7 +2,7 @@
 
 import pytest
 
-from soar.formats import QAPair, parse_teacher_output, student_prompt, teacher_document
+from soar.world.formats import QAPair, parse_teacher_output, student_prompt, teacher_document
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,16 @@
-"""benchmarks/hardness_probe.py: the scratchpad bookkeeping by hand, and one tiny run on the shipped model."""
+"""research/hardness_probe.py: the scratchpad bookkeeping by hand, and one tiny run on the shipped model."""
 
 import json
 from pathlib import Path
 
-from conftest import load_benchmark
+from conftest import load_probe
 
 ROOT = Path(__file__).resolve().parent.parent
 Q = "61044 +34966 -28188 +10000 -12345 +00001"  # true chain 61044 =96010 =67822 =77822 =65477 =65478
 
 
 def _probe():
-    return load_benchmark("hardness_probe")
+    return load_probe("hardness_probe")
 
 
 def test_scratchpad_counts_tell_a_propagated_error_from_a_return_to_the_true_chain():

@@ -8,8 +8,8 @@ import random
 import pytest
 import torch
 
-from soar.hardset import HardSetConfig, make_hard, solution_logprobs, success_estimates
-from soar.problems import Problem
+from soar.core.problems import Problem
+from soar.jobs.hardset import HardSetConfig, make_hard, solution_logprobs, success_estimates
 from soar.world import ARITHMETIC, make_world
 from soar.world.arithmetic import final_split, make_problem, worked_solution
 
@@ -93,7 +93,7 @@ def test_make_hard_max_log10_p_keeps_only_problems_below_the_bound(tiny_dir, tmp
 def test_the_premise_report_describes_every_shipped_screen():
     from pathlib import Path
 
-    from soar.report import hard_set_line
+    from soar.jobs.report import hard_set_line
 
     root = Path(__file__).resolve().parent.parent / "data"
     shipped = hard_set_line(json.loads((root / "hard" / "manifest.json").read_text()))

@@ -4,9 +4,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from soar.config import ConfigError, load_config
-from soar.io import DataError, read_jsonl
-from soar.problems import load_problems
+from soar.core.config import ConfigError, load_config
+from soar.core.io import DataError, read_jsonl
+from soar.core.problems import load_problems
 
 
 def test_malformed_jsonl_names_file_and_line(tmp_path):
@@ -90,8 +90,8 @@ def test_shipped_configs_load(path, kind):
     """Every shipped config parses into its command's dataclass (a renamed field would fail here)."""
     from pathlib import Path
 
-    from soar.premise import PremiseConfig
-    from soar.run import RunConfig
+    from soar.jobs.main import RunConfig
+    from soar.jobs.premise import PremiseConfig
 
     root = Path(__file__).resolve().parents[1]
     cfg = load_config(RunConfig if kind == "run" else PremiseConfig, root / path)

@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from soar.model import (
+from soar.engine.model import (
     LoadConfig,
     LoraSettings,
     clone_model,
@@ -16,8 +16,8 @@ from soar.model import (
     save_policy,
     trainable_state,
 )
-from soar.rloo import RLOOConfig, cycling_batches, policy_update, train_rloo
-from soar.sampling import sample, stop_ids
+from soar.engine.rloo import RLOOConfig, cycling_batches, policy_update, train_rloo
+from soar.engine.sampling import sample, stop_ids
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import make_problem
 

@@ -7,12 +7,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import soar.loop as loop
-from soar.loop import QR_METRICS, ConfigMismatch, SoarConfig, TeacherConfig, qr_accuracy, run_soar
-from soar.model import DEFAULT_MODEL, load_policy
-from soar.problems import save_problems
-from soar.rloo import RLOOConfig
-from soar.teacher import TeacherFormatError, valid_pair, write_datasets
+import soar.method.loop as loop
+from soar.core.problems import save_problems
+from soar.engine.model import DEFAULT_MODEL, load_policy
+from soar.engine.rloo import RLOOConfig
+from soar.method.loop import QR_METRICS, ConfigMismatch, SoarConfig, TeacherConfig, qr_accuracy, run_soar
+from soar.method.teacher import TeacherFormatError, valid_pair, write_datasets
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import make_problem
 
@@ -80,14 +80,18 @@ def test_valid_pair_table():
 def test_untrained_random_teacher_hits_the_attempt_cap(tiny):
     model, tok = tiny
     with pytest.raises(TeacherFormatError, match="valid question/answer pairs"):
-        write_datasets(model, tok, ARITHMETIC, 2, 2, temperature=1.0, max_new_tokens=8, seed=0, max_attempts=2)
+        write_datasets(
+            model, tok, ARITHMETIC, TeacherConfig(n=2, max_new_tokens=8, max_attempts=2, answer_mode="inline"), 2, 0
+        )
 
 
 def test_shipped_teacher_writes_valid_datasets():
-    from soar.model import load_policy
+    from soar.engine.model import load_policy
 
     model, tok = load_policy(DEFAULT_MODEL)
-    ds, stats = write_datasets(model, tok, ARITHMETIC, 2, 3, temperature=1.0, max_new_tokens=200, seed=0)
+    ds, stats = write_datasets(
+        model, tok, ARITHMETIC, TeacherConfig(n=3, max_new_tokens=200, answer_mode="inline"), 2, 0
+    )
     assert [len(d) for d in ds] == [3, 3]
     assert stats["attempts"] >= 6 and 0 <= stats["invalid_rate"] < 1
     assert all(valid_pair(ARITHMETIC, s.text) == s.pair for d in ds for s in d)
@@ -176,23 +180,13 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(hard_dir, tmp_path, mo
 
 
 def test_two_turn_answers_sampled_at_temperature_one_are_seeded_and_vary():
-    from soar.model import load_policy
+    from soar.engine.model import load_policy
 
     model, tok = load_policy(DEFAULT_MODEL)
 
     def pairs(temperature):
-        ds, _ = write_datasets(
-            model,
-            tok,
-            ARITHMETIC,
-            1,
-            8,
-            temperature=1.0,
-            max_new_tokens=200,
-            seed=1,
-            answer_mode="two_turn",
-            answer_temperature=temperature,
-        )
+        tcfg = TeacherConfig(n=8, max_new_tokens=200, answer_mode="two_turn", answer_temperature=temperature)
+        ds, _ = write_datasets(model, tok, ARITHMETIC, tcfg, 1, 1)
         return [(s.pair.question, s.pair.answer) for s in ds[0]]
 
     sampled, greedy = pairs(1.0), pairs(0.0)
@@ -202,14 +196,13 @@ def test_two_turn_answers_sampled_at_temperature_one_are_seeded_and_vary():
 
 
 def test_two_turn_answers_are_the_teachers_own_greedy_solutions():
-    from soar.model import load_policy
-    from soar.sampling import sample
-    from soar.verifiers import extract_boxed
+    from soar.engine.model import load_policy
+    from soar.engine.sampling import sample
+    from soar.world.verifiers import extract_boxed
 
     model, tok = load_policy(DEFAULT_MODEL)
-    ds, _ = write_datasets(
-        model, tok, ARITHMETIC, 1, 4, temperature=1.0, max_new_tokens=200, seed=1, answer_mode="two_turn"
-    )
+    tcfg = TeacherConfig(n=4, max_new_tokens=200, answer_mode="two_turn", answer_temperature=0.0)
+    ds, _ = write_datasets(model, tok, ARITHMETIC, tcfg, 1, 1)
     for s in ds[0]:
         assert s.answer_prompt == ARITHMETIC.student_prompt(s.pair.question) and s.answer_token_ids
         again = sample(model, tok, [s.answer_prompt], 1, temperature=0.0, max_new_tokens=64)[0][0].text

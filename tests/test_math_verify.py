@@ -6,11 +6,11 @@ import time
 import math_verify  # noqa: F401,E402  (a dev dependency: a missing install fails here, never skips)
 import pytest
 
-from soar.formats import parse_teacher_output
-from soar.teacher import valid_pair
-from soar.verifiers import _WORKER, RewardShaping, extract_boxed, math_equal, math_equal_or_none, shaped_reward
+from soar.method.teacher import valid_pair
 from soar.world import WORLDS, make_world
+from soar.world.formats import parse_teacher_output
 from soar.world.math import MATH, chat_prompt
+from soar.world.verifiers import _WORKER, RewardShaping, extract_boxed, math_equal, math_equal_or_none, shaped_reward
 
 EQUIVALENT = [
     ("42", "42"),

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from soar.cli import main
-from soar.hardset import HardSetConfig, make_hard
-from soar.io import DataError
-from soar.mathdata import load_math_problems
-from soar.problems import load_problems
+from soar.core.io import DataError
+from soar.core.problems import load_problems
+from soar.jobs.hardset import HardSetConfig, make_hard
+from soar.world.mathdata import load_math_problems
 
 FIX = Path(__file__).parent / "fixtures" / "math"
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from soar.metrics import mean_pass_at_k, mean_sd, pass_at_k
+from soar.engine.metrics import mean_pass_at_k, mean_sd, pass_at_k
 
 
 @pytest.mark.parametrize("n,c,k", [(n, c, k) for n in range(1, 9) for c in range(n + 1) for k in range(1, n + 1)])
@@ -41,7 +41,7 @@ def test_mean_pass_at_k_and_mean_sd():
 def test_vendi_hand_checked():
     import numpy as np
 
-    from soar.metrics import vendi_score
+    from soar.engine.metrics import vendi_score
 
     assert vendi_score(np.ones((5, 3))) == pytest.approx(1.0)  # identical items: one "kind"
     assert vendi_score(np.eye(4)) == pytest.approx(4.0)  # orthogonal items
@@ -59,7 +59,7 @@ def test_vendi_hand_checked():
 def test_vendi_bootstrap():
     import numpy as np
 
-    from soar.metrics import vendi_bootstrap
+    from soar.engine.metrics import vendi_bootstrap
 
     m, s = vendi_bootstrap(np.eye(10), size=4, samples=20)
     assert m == pytest.approx(4.0) and s == pytest.approx(0.0, abs=1e-9)
@@ -67,8 +67,8 @@ def test_vendi_bootstrap():
 
 
 def test_ngram_embeddings_separate_kinds():
-    from soar.embed import ngram_embeddings
-    from soar.metrics import vendi_score
+    from soar.engine.embed import ngram_embeddings
+    from soar.engine.metrics import vendi_score
 
     same = ngram_embeddings(["12345 a+11111"] * 8)
     varied = ngram_embeddings(["12345 a+11111", "999 a*7", "50000 a-12345 b+10000", "31 a*2"] * 2)
@@ -77,7 +77,7 @@ def test_ngram_embeddings_separate_kinds():
 
 
 def test_slope_checkpoint_on_hand_made_curves():
-    from soar.metrics import slope_checkpoint
+    from soar.engine.metrics import slope_checkpoint
 
     # A ramp from step 10 to 30, flat afterwards: the smoothed slope is steepest mid-ramp and falls below
     # 15% of its maximum shortly after the ramp ends (the centred window of 5 blurs it by 2 steps).

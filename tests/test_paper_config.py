@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from soar.cli import main
-from soar.model import TinyModelConfig, build_char_tokenizer, build_tiny_model, save_policy
-from soar.verifiers import math_parses
+from soar.engine.model import TinyModelConfig, build_char_tokenizer, build_tiny_model, save_policy
 from soar.world import make_world
+from soar.world.verifiers import math_parses
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = Path(__file__).parent / "fixtures" / "math"
@@ -66,7 +66,7 @@ TINY_SIZES = [
     "soar.inner.batch_size=2",
     "soar.inner.group_size=2",
     "soar.inner.max_new_tokens=8",
-    "student.steps=2",
+    "student.rloo.steps=2",
     "student.synthetic_steps=1",
     "student.rloo.batch_size=2",
     "student.rloo.group_size=2",

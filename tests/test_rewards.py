@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from soar.rewards import (
+from soar.method.rewards import (
     dataset_reward,
     learnability_reward,
     median_index,

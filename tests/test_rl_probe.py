@@ -1,14 +1,14 @@
-"""benchmarks/rl_probe.py at tiny sizes: both probes run on the shipped model and report what they claim."""
+"""research/rl_probe.py at tiny sizes: both probes run on the shipped model and report what they claim."""
 
 from pathlib import Path
 
-from conftest import load_benchmark
+from conftest import load_probe
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _probe():
-    return load_benchmark("rl_probe")
+    return load_probe("rl_probe")
 
 
 def test_bins_average_consecutive_steps():
@@ -48,7 +48,7 @@ def test_inner_probe_adds_dataset_shaped_sources_and_question_files(tmp_path):
 def test_self_answered_keeps_questions_and_replaces_answers_with_the_models():
     import random
 
-    from soar.model import DEFAULT_MODEL, load_policy
+    from soar.engine.model import DEFAULT_MODEL, load_policy
     from soar.world.arithmetic import make_problem
 
     probe = _probe()

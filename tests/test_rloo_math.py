@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from soar.rloo import RLOOConfig, kl_k3, lr_lambda, policy_loss, rloo_advantages
+from soar.engine.rloo import RLOOConfig, kl_k3, lr_schedule, policy_loss, rloo_advantages
 
 
 def test_advantages_hand_computed():
@@ -79,7 +79,13 @@ def test_config_validation():
 
 
 def test_lr_schedule_warmup_then_cosine():
-    f = lr_lambda(RLOOConfig(steps=10, warmup=2))
+    f = lr_schedule(10, warmup=2)
     assert f(0) == pytest.approx(0.5) and f(1) == pytest.approx(1.0)
     assert f(2) == pytest.approx(1.0) and f(10) == pytest.approx(0.0, abs=1e-9)
-    assert lr_lambda(RLOOConfig(steps=10, warmup=0, schedule="constant"))(7) == 1.0
+    assert f(6) == pytest.approx(0.5)  # half-way through the decay: cos(pi / 2)
+    assert lr_schedule(10, warmup=0, schedule="constant")(7) == 1.0
+
+
+def test_lr_schedule_floor_is_pretrainings_cosine_to_ten_percent():
+    f = lr_schedule(10, warmup=0, floor=0.1)
+    assert f(0) == pytest.approx(1.0) and f(5) == pytest.approx(0.55) and f(10) == pytest.approx(0.1)

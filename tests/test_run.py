@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from soar.evaluate import EvalConfig
-from soar.loop import ConfigMismatch, SoarConfig, TeacherConfig
-from soar.model import DEFAULT_MODEL
-from soar.problems import Problem, save_problems
-from soar.rloo import RLOOConfig
-from soar.run import RunConfig, StudentConfig, question_stats, run_main
+from soar.core.problems import Problem, save_problems
+from soar.engine.evaluate import EvalConfig
+from soar.engine.model import DEFAULT_MODEL
+from soar.engine.rloo import RLOOConfig
+from soar.jobs.main import RunConfig, StudentConfig, question_stats, run_main
+from soar.method.loop import ConfigMismatch, SoarSettings, TeacherConfig
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import make_problem
 
@@ -39,7 +39,7 @@ def toy_run(hard_dir, out, **kw) -> RunConfig:
         threads=1,
         vendi_size=4,
         vendi_samples=2,
-        soar=SoarConfig(
+        soar=SoarSettings(
             outer_steps=2,
             r=1,
             qr_size=4,
@@ -52,7 +52,7 @@ def toy_run(hard_dir, out, **kw) -> RunConfig:
             inner=RLOOConfig(steps=1, batch_size=2, group_size=2, max_new_tokens=56),
         ),
         student=StudentConfig(
-            steps=2, synthetic_steps=1, rloo=RLOOConfig(batch_size=2, group_size=2, max_new_tokens=56)
+            synthetic_steps=1, rloo=RLOOConfig(steps=2, batch_size=2, group_size=2, max_new_tokens=56)
         ),
         eval=EvalConfig(n=2, ks=(1, 2), max_new_tokens=56),
     )
@@ -102,7 +102,7 @@ def test_cli_run_resume_refuses_a_missing_folder(tmp_path):
 
 
 def test_ps_is_the_promoted_student_with_the_best_acc_ties_to_the_later(monkeypatch):
-    import soar.run as run_mod
+    import soar.jobs.main as run_mod
 
     accs = iter([0.02, 0.01, 0.02, 0.0])
     monkeypatch.setattr(run_mod, "load_policy", lambda path, opts=None: (path, None))

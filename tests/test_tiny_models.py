@@ -7,11 +7,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from soar.model import DEFAULT_MODEL
-from soar.pretrain import make_batch
-from soar.problems import Problem
-from soar.rloo import RLOOConfig, cycling_batches, token_logprobs, train_rloo
-from soar.sampling import encode_prompts, sample
+from soar.core.problems import Problem
+from soar.engine.model import DEFAULT_MODEL
+from soar.engine.rloo import RLOOConfig, cycling_batches, token_logprobs, train_rloo
+from soar.engine.sampling import encode_prompts, sample
+from soar.jobs.pretrain import make_batch
 from soar.world import ARITHMETIC, World
 
 
@@ -32,8 +32,8 @@ def test_shipped_model_loads_and_solves_easy_problems():
     tok = AutoTokenizer.from_pretrained(DEFAULT_MODEL)
     tok.padding_side = "left"
     rng = random.Random(0)
-    from soar.verifiers import extract_boxed
     from soar.world.arithmetic import make_problem
+    from soar.world.verifiers import extract_boxed
 
     def greedy_right(level: int) -> int:
         probs = [make_problem("mix", level, rng) for _ in range(32)]
@@ -106,16 +106,16 @@ def test_rloo_raises_reward_on_a_trivial_task(tiny):
 
 
 def test_nan_loss_stops_with_a_clear_message(tiny, monkeypatch):
-    import soar.rloo
+    import soar.engine.rloo
 
     model, tok = tiny
-    real = soar.rloo.token_logprobs
+    real = soar.engine.rloo.token_logprobs
 
     def poisoned(*a, **k):
         lp, mask = real(*a, **k)
         return lp * float("nan"), mask
 
-    monkeypatch.setattr(soar.rloo, "token_logprobs", poisoned)
+    monkeypatch.setattr(soar.engine.rloo, "token_logprobs", poisoned)
     problems = [Problem("t", 0, "1", "1")]
     cfg = RLOOConfig(steps=1, batch_size=1, group_size=2, max_new_tokens=3, kl_coef=0.0)
     with pytest.raises(FloatingPointError, match="RLOO loss became nan"):

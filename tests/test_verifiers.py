@@ -2,8 +2,8 @@
 
 import pytest
 
-from soar.verifiers import RewardShaping, extract_boxed, shaped_reward
 from soar.world.arithmetic import is_equal
+from soar.world.verifiers import RewardShaping, extract_boxed, shaped_reward
 
 
 @pytest.mark.parametrize(

@@ -232,8 +232,8 @@ def test_step_credit_counts_steps_before_the_first_mistake():
 
 
 def test_corpus_teacher_documents_parse_and_carry_the_chosen_reasoning():
-    from soar.formats import TEACHER_PROMPT_ARITH, parse_teacher_output
     from soar.world.corpus import CorpusConfig, pretraining_document
+    from soar.world.formats import TEACHER_PROMPT_ARITH, parse_teacher_output
 
     for mode, marker in (("none", None), ("scratchpad", " ="), ("transcript", "User: ")):
         rng = random.Random(0)

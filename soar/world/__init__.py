@@ -6,41 +6,9 @@ HARP, OlympiadBench and CHAMP. Configs name a world with `world: arithmetic | ma
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
-from soar.formats import TEACHER_PROMPT_ARITH, student_prompt
 from soar.world import arithmetic
-
-
-@dataclass(frozen=True)
-class World:
-    name: str
-    student_prompt: Callable[[str], str]
-    """question -> the text the student model continues"""
-    is_equal: Callable[[str, str], bool | None]
-    """(reference, predicted boxed text) -> equal? None = could not decide (unscorable)"""
-    teacher_prompt: str
-    """the teacher's one fixed prompt"""
-    classify: Callable[[str], tuple[str, int] | None] | None = None
-    """question -> (family, level) where the world can tell (arithmetic), for difficulty histograms"""
-    true_answer: Callable[[str], str | None] | None = None
-    """question -> the exact answer where the world knows it (arithmetic), to measure teacher correctness"""
-    partial_credit: Callable[[str, str], float] | None = None
-    """(question, completion) -> [0, 1] progress toward the answer (arithmetic: steps right before the first
-    mistake); only for the optional dense Q_R metric of the SOAR loop"""
-    parses: Callable[[str], bool] | None = None
-    """answer -> does the verifier read it (a teacher pair is valid only then); None = is_equal(a, a)"""
-    worked_solution: Callable[[str], str | None] | None = None
-    """question -> the canonical correct completion where the world can write one (arithmetic), for the
-    sampling-free hard-set screen (`soar.hardset.solution_logprobs`)"""
-    final_split: Callable[[str, str], tuple[str, str] | None] | None = None
-    """(completion, answer) -> (the completion up to where its final answer starts, the text that writes the
-    answer there) where the world can say (arithmetic), for `soar.hardset.success_estimates`"""
-
-    def answer_parses(self, answer: str) -> bool:
-        """Does the verifier read `answer` (`parses`, or else: the answer equals itself)?"""
-        return self.parses(answer) if self.parses is not None else self.is_equal(answer, answer) is True
+from soar.world.base import World
+from soar.world.formats import TEACHER_PROMPT_ARITH, student_prompt
 
 
 def _arith_truth(question: str) -> str | None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import random
 import re
 
-from soar.problems import Problem
+from soar.core.problems import Problem
 
 STEPS = 5
 """operations per problem"""
@@ -310,7 +310,7 @@ def step_credit(question: str, completion: str) -> float:
 
 
 def final_split(completion: str, answer: str) -> tuple[str, str] | None:
-    """For the Rao-Blackwellised success estimate (`soar.hardset.success_estimates`): the completion's text
+    """For the Rao-Blackwellised success estimate (`soar.jobs.hardset.success_estimates`): the completion's text
     up to and including its STEPS-th `=` (where the final value starts), and the text that writes `answer`
     there and boxes it. None when the completion never reaches a final value (it then scores 0)."""
     cuts = [i for i, ch in enumerate(completion) if ch == "="]

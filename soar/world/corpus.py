@@ -18,7 +18,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from soar.formats import TEACHER_PROMPT_ARITH, student_prompt, teacher_document
 from soar.world.arithmetic import (
     FAMILIES,
     LEVELS,
@@ -28,6 +27,7 @@ from soar.world.arithmetic import (
     solution_text,
     worked_solution,
 )
+from soar.world.formats import TEACHER_PROMPT_ARITH, student_prompt, teacher_document
 
 
 @dataclass

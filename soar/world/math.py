@@ -11,9 +11,9 @@ otherwise it is the paper's plain "User: ... Assistant: " text.
 
 from __future__ import annotations
 
-from soar.formats import STUDENT_TEMPLATE
-from soar.verifiers import math_equal_or_none, math_parses
-from soar.world import World
+from soar.world.base import World
+from soar.world.formats import STUDENT_TEMPLATE
+from soar.world.verifiers import math_equal_or_none, math_parses
 
 SUBJECTS = (
     "Algebra",

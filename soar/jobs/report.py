@@ -9,7 +9,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-ARM_NAMES = {"base": "Base model", "hard_only": "Hard-Only", "curriculum": "Oracle curriculum"}
+from soar.core.io import atomic_write_text  # noqa: E402
+from soar.jobs.harness import ARM_NAMES  # noqa: E402
+from soar.method.rewards import moving_average  # noqa: E402
 
 
 def pm(ms: tuple[float, float], scale: float = 100.0, digits: int = 1) -> str:
@@ -127,8 +129,6 @@ def main_report(
     cfg, out: Path, table, qstats: dict, teacher_metrics: dict[str, list[dict]], promos: list[dict], seconds: float
 ) -> str:
     """`report.md` of `soar run` plus its plots: pass@k table, Vendi table, promotions, teacher reward."""
-    from soar.run import NAMES
-
     out = Path(out)
     ks = cfg.eval.ks
     parts = [
@@ -136,14 +136,14 @@ def main_report(
         "",
         f"Held-out hard TEST set{f' (its first {cfg.test_limit} problems)' if getattr(cfg, 'test_limit', 0) else ''}, "
         f"pass@k in % from n={cfg.eval.n} samples, mean ± SD over "
-        f"{len(cfg.seeds)} student seed(s). Trained students: {cfg.student.steps} RLOO steps "
+        f"{len(cfg.seeds)} student seed(s). Trained students: {cfg.student.rloo.steps} RLOO steps "
         f"({cfg.student.mode}; {cfg.student.synthetic_steps} on synthetic questions first)."
         f" Wall time of this call: {seconds / 60:.1f} min (a resumed run counts only its own part).",
         "",
     ]
     if table:
-        parts += [pass_at_k_table(table, ks, NAMES), "", "![pass@k](pass_at_k.png)", ""]
-        pass_at_k_plot(table, ks, out / "pass_at_k.png", "Held-out hard TEST set", NAMES)
+        parts += [pass_at_k_table(table, ks, ARM_NAMES), "", "![pass@k](pass_at_k.png)", ""]
+        pass_at_k_plot(table, ks, out / "pass_at_k.png", "Held-out hard TEST set", ARM_NAMES)
     parts += [
         "## Question sets",
         "",
@@ -154,7 +154,7 @@ def main_report(
         corr = "n/a" if s["answer_correct"] is None else f"{100 * s['answer_correct']:.1f}%"
         hist = ", ".join(f"{k}: {v}" for k, v in s["histogram"].items())
         parts.append(
-            f"| {NAMES.get(name, name)} | {s['n']} | {s['vendi']:.2f} ± {s['vendi_sd']:.2f} | {corr} | {hist} |"
+            f"| {ARM_NAMES.get(name, name)} | {s['n']} | {s['vendi']:.2f} ± {s['vendi_sd']:.2f} | {corr} | {hist} |"
         )
     parts += ["", "## Promotions", ""]
     if promos:
@@ -168,8 +168,6 @@ def main_report(
         teacher_plot(teacher_metrics, cfg.soar.window, out / "teacher_reward.png")
         parts += ["", "## Teacher reward", "", "![teacher reward](teacher_reward.png)", ""]
     md = "\n".join(parts) + "\n"
-    from soar.io import atomic_write_text
-
     atomic_write_text(out / "report.md", md)
     print(md)
     return md
@@ -181,10 +179,7 @@ def teacher_plot(metrics: dict[str, list[dict]], window: int, path: str | Path) 
     for name, rows in metrics.items():
         steps = [r["step"] for r in rows]
         rhat = [r["rhat"] for r in rows]
-        ma = [
-            sum(rhat[max(0, i - window + 1) : i + 1]) / len(rhat[max(0, i - window + 1) : i + 1])
-            for i in range(len(rhat))
-        ]
+        ma = [moving_average(rhat[: i + 1], window) for i in range(len(rhat))]
         (line,) = axes[0].plot(steps, rhat, alpha=0.4, label=f"{name}: R-hat")
         axes[0].plot(steps, ma, color=line.get_color(), label=f"{name}: moving average (m={window})")
         axes[1].plot(steps, [r["baseline_acc"] for r in rows], label=name)

@@ -19,10 +19,52 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from soar.formats import QAPair, parse_teacher_output
-from soar.problems import Problem
-from soar.sampling import sample
+from soar.core import seeds
+from soar.core.problems import Problem
+from soar.engine.sampling import sample
 from soar.world import World
+from soar.world.formats import QAPair, parse_teacher_output
+
+
+@dataclass
+class TeacherConfig:
+    """The outer loop's teacher RLOO (paper Table 3, scaled down to the arithmetic world on 2 cores)."""
+
+    n: int = 16
+    """questions per dataset (paper 64)"""
+    g: int = 4
+    """datasets per group: the RLOO group of the teacher (paper 4)"""
+    groups: int = 1
+    """groups per outer step (paper "batch size 2")"""
+    lr: float = 5e-5
+    """paper 1e-5 for a 3B model"""
+    warmup: int = 5
+    """paper 20 (of 200 outer steps)"""
+    schedule: str = "cosine"
+    kl_coef: float = 0.001
+    temperature: float = 1.0
+    max_new_tokens: int = 200
+    """paper 512; a teacher document of the arithmetic world (with its transcript) is about 195 characters"""
+    max_attempts: float = 8.0
+    """give up the step after max_attempts x g x n samples without g x n valid pairs"""
+    answer_mode: str = "two_turn"
+    """inline (the paper: the answer inside the tags) | two_turn (the default for the arithmetic world: the
+    teacher answers its own question with the student prompt; both turns are trained; the tiny base
+    model's in-tag answers are never right). See soar/method/teacher.py."""
+    answer_temperature: float = 1.0
+    """two_turn: temperature of the answer turn; 1.0 samples it like the paper's in-tag answers, 0 = greedy
+    (a greedy answer takes the careless student's slip at every hard step: docs/world-design.md)"""
+    grad_clip: float = 1.0
+    micro_batch: int = 128
+    prefill: str = ""
+    """text that starts every teacher reply (part of the prompt, not trained); "" = the paper. Tiny chat models
+    follow the format more often with "<question>" (configs/smollm2-cpu.yaml)"""
+    require_box: bool = True
+    """the paper's rule: the answer tag must hold \\boxed{}; false also takes a bare answer (tiny models)"""
+
+    def __post_init__(self) -> None:
+        if self.answer_mode not in ("inline", "two_turn"):
+            raise ValueError(f"teacher.answer_mode must be 'inline' or 'two_turn', got {self.answer_mode!r}")
 
 
 class TeacherFormatError(RuntimeError):
@@ -52,30 +94,15 @@ def valid_pair(world: World, text: str, require_box: bool = True) -> QAPair | No
 
 
 def write_datasets(
-    teacher,
-    tokenizer,
-    world: World,
-    g: int,
-    n: int,
-    *,
-    temperature: float,
-    max_new_tokens: int,
-    seed: int,
-    max_attempts: float = 8.0,
-    answer_mode: str = "inline",
-    answer_max_new_tokens: int = 64,
-    answer_temperature: float = 0.0,
-    prefill: str = "",
-    require_box: bool = True,
+    teacher, tokenizer, world: World, cfg: TeacherConfig, g: int, seed: int, answer_max_new_tokens: int = 64
 ) -> tuple[list[list[TeacherSample]], dict]:
-    """g datasets of n valid samples each, in sampling order, and {attempts, invalid, invalid_rate}.
+    """g datasets of `cfg.n` valid samples each, in sampling order, and {attempts, invalid, invalid_rate}.
 
-    `prefill` starts the teacher's reply (it is appended to the prompt, and put back in front of each
-    completion before parsing); "" is the paper's setting.
-
-    Raises TeacherFormatError after more than `max_attempts * g * n` samples."""
-    need = g * n
-    cap = math.ceil(max_attempts * need)
+    `cfg.prefill` starts the teacher's reply (it is appended to the prompt, and put back in front of each
+    completion before parsing); "" is the paper's setting. `answer_max_new_tokens` bounds the two-turn
+    answer (a student completion). Raises TeacherFormatError after more than `max_attempts * g * n` samples."""
+    need = g * cfg.n
+    cap = math.ceil(cfg.max_attempts * need)
     valid: list[TeacherSample] = []
     attempts = 0
     round_ = 0
@@ -90,26 +117,26 @@ def write_datasets(
                 f"(needed {need}; cap {cap} = teacher.max_attempts x g x n). Check the teacher prompt and "
                 f"the format <question>...</question><answer>\\boxed{{...}}</answer>, or raise teacher.max_attempts."
             )
+        prompt = world.teacher_prompt + cfg.prefill
         out = sample(
             teacher,
             tokenizer,
-            [world.teacher_prompt + prefill],
+            [prompt],
             k,
-            temperature=temperature,
-            max_new_tokens=max_new_tokens,
-            seed=seed * 1000 + round_,
+            temperature=cfg.temperature,
+            max_new_tokens=cfg.max_new_tokens,
+            seed=seeds.teacher_round(seed, round_),
         )[0]
+        firsts = [(s, valid_pair(world, cfg.prefill + s.text, cfg.require_box)) for s in out]
+        if cfg.answer_mode == "two_turn":
+            turn = (answer_max_new_tokens, cfg.answer_temperature, seeds.answer_turn(seed, round_))
+            firsts = _second_turn(teacher, tokenizer, world, firsts, *turn)
         round_ += 1
-        firsts = [(s, valid_pair(world, prefill + s.text, require_box)) for s in out]
-        if answer_mode == "two_turn":
-            firsts = _second_turn(
-                teacher, tokenizer, world, firsts, answer_max_new_tokens, answer_temperature, seed * 1000 + round_
-            )
         for s, pair in firsts:
             attempts += 1
             if pair is not None and len(valid) < need:
                 valid.append(s if isinstance(s, TeacherSample) else TeacherSample(pair, s.text, s.token_ids))
-    datasets = [valid[i * n : (i + 1) * n] for i in range(g)]
+    datasets = [valid[i * cfg.n : (i + 1) * cfg.n] for i in range(g)]
     invalid = attempts - need
     return datasets, {"attempts": attempts, "invalid": invalid, "invalid_rate": invalid / attempts}
 
@@ -117,12 +144,12 @@ def write_datasets(
 def _second_turn(teacher, tokenizer, world: World, firsts, max_new_tokens: int, temperature: float, seed: int):
     """Replace each valid pair's answer by the teacher's own solution in the student prompt (greedy at
     temperature 0, else one sample)."""
-    from soar.verifiers import extract_boxed
+    from soar.world.verifiers import extract_boxed
 
     todo = [i for i, (_, p) in enumerate(firsts) if p is not None]
     prompts = [world.student_prompt(firsts[i][1].question) for i in todo]
     outs = (
-        sample(teacher, tokenizer, prompts, 1, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed + 7)
+        sample(teacher, tokenizer, prompts, 1, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
         if todo
         else []
     )

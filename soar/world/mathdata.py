@@ -27,9 +27,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from soar.io import DataError, iter_jsonl
-from soar.problems import Problem, load_problems
-from soar.verifiers import extract_boxed
+from soar.core.io import DataError, iter_jsonl
+from soar.core.problems import Problem, load_problems
+from soar.world.verifiers import extract_boxed
 
 FORMATS = ("problems", "math", "harp", "olympiadbench", "champ", "fields")
 _NUMERIC = re.compile(r"-?\d+(\.\d+)?")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from soar.io import DataError, read_jsonl, write_jsonl
+from soar.core.io import DataError, read_jsonl, write_jsonl
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,13 @@ scratchpad carries the computation (docs/world-design.md, "Screening deeper").
 
 For the first `--n` problems of each JSONL file, with `--k` samples each at temperature 1:
 - `sampled_pass1`: the share of correct samples (resolves about 1 / (n k));
-- `mean_estimate`: the Rao-Blackwellised estimate of `soar.hardset.success_estimates` (same samples' kind);
+- `mean_estimate`: the Rao-Blackwellised estimate of `soar.jobs.hardset.success_estimates` (same samples' kind);
 - `mean_solution_bound`: the mean probability of writing the canonical worked solution exactly (a lower bound);
 - scratchpad: for every step written right after a wrong register value, does the next value continue the
   written (wrong) chain or return to the true one? Success compounds over steps only when errors propagate.
 
-    python benchmarks/hardness_probe.py data/hard/train.jsonl --n 40 --k 64
-    python benchmarks/hardness_probe.py data/m7/hard/train.jsonl --model assets/tiny-arith-m7
+    python research/hardness_probe.py data/hard/train.jsonl --n 40 --k 64
+    python research/hardness_probe.py data/m7/hard/train.jsonl --model assets/tiny-arith-m7
 
 Prints one JSON object per file.
 """
@@ -24,13 +24,13 @@ from collections import Counter
 
 import torch
 
-from soar.hardset import solution_logprobs, success_estimates
-from soar.model import DEFAULT_MODEL, load_policy
-from soar.problems import load_problems
-from soar.sampling import sample
-from soar.verifiers import extract_boxed
+from soar.core.problems import load_problems
+from soar.engine.model import DEFAULT_MODEL, load_policy
+from soar.engine.sampling import sample
+from soar.jobs.hardset import solution_logprobs, success_estimates
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import apply_op, parse_question, values, written_values
+from soar.world.verifiers import extract_boxed
 
 
 def scratchpad_counts(question: str, completion: str) -> Counter:

@@ -37,30 +37,22 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from soar.config import to_dict
-from soar.evaluate import correct_counts
-from soar.io import atomic_write_text
-from soar.mathdata import FORMATS, load_math_problems
-from soar.model import DEFAULT_MODEL, LoadConfig, load_policy
-from soar.problems import Problem, save_problems
+from soar.core.config import to_dict
+from soar.core.io import atomic_write_text
+from soar.core.problems import Problem, save_problems
+from soar.engine.evaluate import correct_counts
+from soar.engine.model import DEFAULT_MODEL, LoadConfig, load_policy
 from soar.world import World, check_world, make_world
 from soar.world.arithmetic import make_problem
+from soar.world.mathdata import FORMATS, load_math_problems
 
 LN10 = math.log(10)
 
 
 @dataclass
-class HardSetConfig:
-    """Construction of a fail@k hard set."""
+class HardSetSettings:
+    """How a fail@k hard set is screened (the main job's `hardset:` section)."""
 
-    model: str = str(DEFAULT_MODEL)
-    """the base model that must fail"""
-    world: str = "arithmetic"
-    """arithmetic | math: the student prompt and the answer checker"""
-    load: LoadConfig = field(default_factory=LoadConfig)
-    """device, dtype of the model"""
-    out: str = "data/hard"
-    """folder for train.jsonl, test.jsonl and manifest.json"""
     pool_file: str | None = None
     """pool of problems to screen: a .jsonl/.json/.parquet file, hf:NAME (needs network) or champ (offline);
     None draws from the arithmetic generator"""
@@ -101,12 +93,29 @@ class HardSetConfig:
     success the base model has below 10^max_log10_p (e.g. -5); None skips it"""
     estimate_k: int = 32
     """sampled scratchpads per problem for the success estimate of max_log10_p"""
+
+    def __post_init__(self) -> None:
+        if self.pool_format not in FORMATS:
+            raise ValueError(f"pool_format must be one of {', '.join(FORMATS)}, got {self.pool_format!r}")
+
+
+@dataclass
+class HardSetConfig(HardSetSettings):
+    """`soar make-hard`: the screening, the base model that must fail, and where the sets go."""
+
+    model: str = str(DEFAULT_MODEL)
+    """the base model that must fail"""
+    world: str = "arithmetic"
+    """arithmetic | math: the student prompt and the answer checker"""
+    load: LoadConfig = field(default_factory=LoadConfig)
+    """device, dtype of the model"""
+    out: str = "data/hard"
+    """folder for train.jsonl, test.jsonl and manifest.json"""
     threads: int = 2
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_world(self.world)
-        if self.pool_format not in FORMATS:
-            raise ValueError(f"pool_format must be one of {', '.join(FORMATS)}, got {self.pool_format!r}")
 
 
 def screen(
@@ -158,8 +167,8 @@ def solution_logprobs(
     counts in sampling (on the shipped model, level-3 problems: canonical 0.026 vs sampled 0.086)."""
     import torch
 
-    from soar.rloo import token_logprobs
-    from soar.sampling import encode_prompts
+    from soar.engine.rloo import token_logprobs
+    from soar.engine.sampling import encode_prompts
 
     if world.worked_solution is None:
         raise ValueError(f"the {world.name} world cannot write worked solutions; max_log10_p needs one (arithmetic)")
@@ -201,9 +210,9 @@ def success_estimates(
     final-value marker, with a resolution far below 1/k."""
     import torch
 
-    from soar.rloo import token_logprobs
-    from soar.sampling import encode_prompts, sample
-    from soar.verifiers import extract_boxed
+    from soar.engine.rloo import token_logprobs
+    from soar.engine.sampling import encode_prompts, sample
+    from soar.world.verifiers import extract_boxed
 
     if world.final_split is None:
         raise ValueError(f"the {world.name} world cannot split a completion at its final answer (arithmetic can)")
@@ -238,6 +247,8 @@ def _portable(path: str) -> str:
 
 
 def make_hard(cfg: HardSetConfig, world: World | None = None) -> dict:
+    """Draw or load the pool, screen it (estimates when `max_log10_p` is set, then fail@k once or twice), split
+    it and write train.jsonl, test.jsonl and manifest.json to `cfg.out`; returns the manifest."""
     import torch
 
     torch.set_num_threads(cfg.threads)
@@ -245,6 +256,31 @@ def make_hard(cfg: HardSetConfig, world: World | None = None) -> dict:
     model, tokenizer = load_policy(cfg.model, opts=cfg.load)
     world = world or make_world(cfg.world, tokenizer)
     rng = random.Random(cfg.seed)
+    pool, source = draw_pool(cfg, rng)
+    deep, n_bound = estimate_screen(model, tokenizer, world, pool, cfg) if cfg.max_log10_p is not None else (pool, None)
+
+    def fail_pass(problems: list[Problem], seed: int, desc: str) -> list[Problem]:
+        fail = screen(
+            model, tokenizer, world, problems, cfg.k, cfg.chunk, cfg.temperature, cfg.max_new_tokens, seed, desc
+        )
+        return [p for p, f in zip(problems, fail, strict=True) if f]
+
+    hard = fail_pass(deep, cfg.seed + 1, "fail@k pass 1")
+    n_first = len(hard)
+    if cfg.rescreen and hard:
+        hard = fail_pass(hard, cfg.seed + 2, "fail@k pass 2")
+    counts = {
+        "pool": len(pool),
+        "solution_bound_below_max_log10_p": n_bound,
+        "estimate_below_max_log10_p": len(deep) if cfg.max_log10_p is not None else None,
+        "fail_first_pass": n_first,
+        "fail_both_passes": len(hard) if cfg.rescreen else None,
+    }
+    return write_hard_sets(cfg, rng, hard, source, counts, t0)
+
+
+def draw_pool(cfg: HardSetSettings, rng: random.Random) -> tuple[list[Problem], str]:
+    """(pool, a description of its source): `pool_file`'s problems, or distinct generator problems."""
     if cfg.pool_file:
         pool = load_math_problems(
             cfg.pool_file,
@@ -255,68 +291,50 @@ def make_hard(cfg: HardSetConfig, world: World | None = None) -> dict:
             limit=cfg.pool_limit,
         )
         source = f"file:{cfg.pool_file}" if cfg.pool_format == "problems" else f"{cfg.pool_format}:{cfg.pool_file}"
-    else:
-        seen: set[str] = set()
-        pool = []
-        while len(pool) < cfg.pool:
-            p = make_problem(cfg.family, rng.choice(cfg.levels), rng, min_run=cfg.min_run, max_run=cfg.max_run)
-            if p.question not in seen:
-                seen.add(p.question)
-                pool.append(p)
-        source = f"arithmetic:{cfg.family} levels={list(cfg.levels)} look-ahead={cfg.min_run}-{cfg.max_run}"
-    deep = pool
-    n_bound = None
-    if cfg.max_log10_p is not None:
-        limit = cfg.max_log10_p * LN10
-        bound = solution_logprobs(model, tokenizer, world, pool)  # a lower bound on log p
-        below = [(p, lb) for p, lb in zip(pool, bound, strict=True) if lb < limit]
-        n_bound = len(below)
-        est, hits = success_estimates(
-            model, tokenizer, world, [p for p, _ in below], cfg.estimate_k, cfg.seed + 3, cfg.max_new_tokens
-        )
-        deep = [
-            Problem(
-                p.family,
-                p.level,
-                p.question,
-                p.answer,
-                {
-                    **p.meta,
-                    "log10_p_solution": round(lb / LN10, 3),
-                    "log10_p_estimate": round(math.log10(e), 3) if e > 0 else None,
-                },
-            )
-            for (p, lb), e, h in zip(below, est, hits, strict=True)
-            if h == 0 and e < 10**cfg.max_log10_p
-        ]
-    fail = screen(
-        model,
-        tokenizer,
-        world,
-        deep,
-        cfg.k,
-        cfg.chunk,
-        cfg.temperature,
-        cfg.max_new_tokens,
-        cfg.seed + 1,
-        "fail@k pass 1",
+        return pool, source
+    seen: set[str] = set()
+    pool = []
+    while len(pool) < cfg.pool:
+        p = make_problem(cfg.family, rng.choice(cfg.levels), rng, min_run=cfg.min_run, max_run=cfg.max_run)
+        if p.question not in seen:
+            seen.add(p.question)
+            pool.append(p)
+    return pool, f"arithmetic:{cfg.family} levels={list(cfg.levels)} look-ahead={cfg.min_run}-{cfg.max_run}"
+
+
+def estimate_screen(
+    model, tokenizer, world: World, pool: list[Problem], cfg: HardSetSettings
+) -> tuple[list[Problem], int]:
+    """Keep the problems whose canonical-solution bound and unbiased success estimate are both below
+    10^max_log10_p and that no estimate scratchpad solved; returns (kept, how many passed the bound)."""
+    limit = cfg.max_log10_p * LN10
+    bound = solution_logprobs(model, tokenizer, world, pool)  # a lower bound on log p
+    below = [(p, lb) for p, lb in zip(pool, bound, strict=True) if lb < limit]
+    est, hits = success_estimates(
+        model, tokenizer, world, [p for p, _ in below], cfg.estimate_k, cfg.seed + 3, cfg.max_new_tokens
     )
-    hard = [p for p, f in zip(deep, fail, strict=True) if f]
-    n_first = len(hard)
-    if cfg.rescreen and hard:
-        again = screen(
-            model,
-            tokenizer,
-            world,
-            hard,
-            cfg.k,
-            cfg.chunk,
-            cfg.temperature,
-            cfg.max_new_tokens,
-            cfg.seed + 2,
-            "fail@k pass 2",
+    kept = [
+        Problem(
+            p.family,
+            p.level,
+            p.question,
+            p.answer,
+            {
+                **p.meta,
+                "log10_p_solution": round(lb / LN10, 3),
+                "log10_p_estimate": round(math.log10(e), 3) if e > 0 else None,
+            },
         )
-        hard = [p for p, f in zip(hard, again, strict=True) if f]
+        for (p, lb), e, h in zip(below, est, hits, strict=True)
+        if h == 0 and e < 10**cfg.max_log10_p
+    ]
+    return kept, len(below)
+
+
+def write_hard_sets(
+    cfg: HardSetConfig, rng: random.Random, hard: list[Problem], source: str, counts: dict, t0: float
+) -> dict:
+    """Shuffle and split the hard problems, write them with their provenance, and the manifest."""
     rng.shuffle(hard)
     n_train = round(len(hard) * cfg.train_fraction)
     prov = {
@@ -335,11 +353,7 @@ def make_hard(cfg: HardSetConfig, world: World | None = None) -> dict:
     save_problems(out / "train.jsonl", train)
     save_problems(out / "test.jsonl", test)
     manifest = {
-        "pool": len(pool),
-        "solution_bound_below_max_log10_p": n_bound,
-        "estimate_below_max_log10_p": len(deep) if cfg.max_log10_p is not None else None,
-        "fail_first_pass": n_first,
-        "fail_both_passes": len(hard) if cfg.rescreen else None,
+        **counts,
         "train": len(train),
         "test": len(test),
         "seconds": round(time.time() - t0, 1),

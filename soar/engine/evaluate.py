@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from soar.metrics import mean_pass_at_k, mean_sd
-from soar.problems import Problem
-from soar.sampling import sample
+from soar.core.problems import Problem
+from soar.engine.metrics import mean_pass_at_k, mean_sd
+from soar.engine.sampling import sample
 from soar.world import World
 
 
@@ -63,7 +63,7 @@ def correct_counts(
         seed=seed,
         batch_size=batch_size,
     )
-    from soar.verifiers import extract_boxed
+    from soar.world.verifiers import extract_boxed
 
     return [
         sum(bool(world.is_equal(p.answer, extract_boxed(s.text) or "")) for s in row)

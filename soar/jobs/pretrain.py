@@ -7,7 +7,6 @@ wall time) ends training. The shipped checkpoint records the exact command in PR
 from __future__ import annotations
 
 import json
-import math
 import random
 import sys
 import time
@@ -17,8 +16,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from soar.config import to_dict
-from soar.model import TinyModelConfig, build_char_tokenizer, build_tiny_model, save_policy
+from soar.core.config import to_dict
+from soar.engine.model import TinyModelConfig, build_char_tokenizer, build_tiny_model, save_policy
+from soar.engine.rloo import lr_schedule
 from soar.world.corpus import CorpusConfig, pretraining_document
 
 
@@ -78,26 +78,18 @@ def _bucketed_batches(rng: random.Random, cfg: PretrainConfig, pool: int = 16):
         yield from chunks
 
 
-def cosine_lr(step: int, total: int, warmup: int, floor: float = 0.1) -> float:
-    """Multiplier of the peak LR: linear warm-up, then cosine decay to `floor`."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 def pretrain(cfg: PretrainConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     rng = random.Random(cfg.seed)
     if cfg.init:
-        from soar.model import load_policy
+        from soar.engine.model import load_policy
 
         model, tokenizer = load_policy(cfg.init)
     else:
         tokenizer = build_char_tokenizer()
         model = build_tiny_model(tokenizer, cfg.model, cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s, cfg.steps, cfg.warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule(cfg.steps, cfg.warmup, floor=0.1))
     model.train()
     t0, tokens, ema = time.time(), 0, None
     bar = tqdm(range(cfg.steps), desc="pretrain", dynamic_ncols=True)

@@ -28,7 +28,7 @@ from transformers import (
 FORMAT_TOKENS = ("User: ", " Assistant: ", "\\boxed{", "<question>", "</question>", "<answer>", "</answer>")
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 CHARS = "0123456789+-*=,.:;?!()/ {}\\<>_^'\"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = REPO_ROOT / "assets" / "tiny-arith"
 
 

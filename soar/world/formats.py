@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from soar.verifiers import extract_boxed
+from soar.world.verifiers import extract_boxed
 
 STUDENT_TEMPLATE = "User: {question} Assistant: "
 TEACHER_PROMPT_ARITH = "User: Write a new problem. Assistant: "

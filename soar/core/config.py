@@ -82,6 +82,12 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
+def extend(settings: Any, cls: type[T], **more: Any) -> T:
+    """A `cls` (a config that adds fields to the type of `settings`) holding `settings`' values and `more`."""
+    values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    return cls(**{**values, **more})
+
+
 def _set_path(data: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     for k in keys[:-1]:

@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from soar.config import dump_config
-from soar.evaluate import EvalConfig, aggregate, evaluate
-from soar.io import append_jsonl, atomic_write_text, read_jsonl, write_jsonl
-from soar.model import DEFAULT_MODEL, clone_model, load_policy
-from soar.problems import Problem, load_problems
-from soar.rloo import RLOOConfig, cycling_batches, train_rloo
+from soar.core import seeds
+from soar.core.config import dump_config
+from soar.core.io import atomic_write_text
+from soar.core.problems import Problem, load_problems
+from soar.engine.evaluate import EvalConfig, evaluate
+from soar.engine.model import DEFAULT_MODEL, clone_model, load_policy
+from soar.engine.rloo import RLOOConfig, cycling_batches, phased, train_rloo
+from soar.jobs.harness import run_grid, summarize
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import FAMILIES, LEVELS, make_problem
 
@@ -79,14 +80,9 @@ def stone_batches(specs: list[tuple[str, int]], batch_size: int, min_run: int = 
     return next_batch
 
 
-def phased(first, first_steps: int, then):
-    """`first` for the first `first_steps` steps, then `then` (the paper's curriculum mode)."""
-    return lambda step, rng: first(step, rng) if step < first_steps else then(step, rng)
-
-
 def edge_table(model, tokenizer, cfg: PremiseConfig) -> list[dict]:
     """Base pass@1 / pass@32 and greedy accuracy for every family and level."""
-    rng = random.Random(1234)
+    rng = random.Random(seeds.EDGE_TABLE)
     rows = []
     ecfg = EvalConfig(n=cfg.eval.n, ks=(1, cfg.eval.n), max_new_tokens=cfg.eval.max_new_tokens)
     for fam in FAMILIES:
@@ -98,64 +94,36 @@ def edge_table(model, tokenizer, cfg: PremiseConfig) -> list[dict]:
 
 
 def run_premise(cfg: PremiseConfig) -> dict:
+    """The edge table, then every (arm, seed) of Hard-Only vs the oracle curriculum; resumable."""
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, out / "config.yaml")
     base, tokenizer = load_policy(cfg.model)
     train, test = load_problems(Path(cfg.hard_dir) / "train.jsonl"), load_problems(Path(cfg.hard_dir) / "test.jsonl")
-    stones = parse_stones(cfg.stones)
+    stones = stone_batches(parse_stones(cfg.stones), cfg.rloo.batch_size, cfg.stone_min_run, cfg.stone_max_run)
     make_problem("mix", 1, random.Random(0), min_run=cfg.stone_min_run, max_run=cfg.stone_max_run)  # fail early
-    results_path = out / "results.jsonl"
-    done = {(r["arm"], r["seed"]) for r in read_jsonl(results_path)} if results_path.exists() else set()
 
     if cfg.edge_problems > 0 and not (out / "edge.json").exists():
         print("measuring the base model's edge of learnability ...")
         atomic_write_text(out / "edge.json", json.dumps(edge_table(base, tokenizer, cfg), indent=1))
 
-    for seed in cfg.seeds:
-        for arm in ARMS:
-            if (arm, seed) in done:
-                continue  # resumable: finished (arm, seed) pairs are kept
-            t0 = time.time()
-            model = clone_model(base)
-            history: list[dict] = []
-            if arm != "base":
-                hard = cycling_batches(train, cfg.rloo.batch_size)
-                batches = (
-                    hard
-                    if arm == "hard_only"
-                    else phased(
-                        stone_batches(stones, cfg.rloo.batch_size, cfg.stone_min_run, cfg.stone_max_run),
-                        cfg.curriculum_steps,
-                        hard,
-                    )
-                )
-                print(f"[seed {seed}] training {arm} for {cfg.rloo.steps} steps")
-                history = train_rloo(model, tokenizer, ARITHMETIC, batches, cfg.rloo, seed=seed, progress=True)
-                write_jsonl(out / f"train_{arm}_seed{seed}.jsonl", history)
-            summary, records = evaluate(model, tokenizer, ARITHMETIC, test, cfg.eval, seed=10_000 + seed)
-            write_jsonl(out / f"eval_{arm}_seed{seed}.jsonl", records)
-            row = {"arm": arm, "seed": seed, **summary, "train_seconds": round(time.time() - t0, 1)}
-            append_jsonl(results_path, [row])
-            print(
-                f"[seed {seed}] {arm}: " + ", ".join(f"{k}={v:.3f}" for k, v in summary.items() if isinstance(v, float))
-            )
-    results = read_jsonl(results_path)
+    def train_arm(arm: str, seed: int):
+        model = clone_model(base)
+        if arm == "base":
+            return model, []
+        hard = cycling_batches(train, cfg.rloo.batch_size)
+        batches = hard if arm == "hard_only" else phased(stones, cfg.curriculum_steps, hard)
+        print(f"[seed {seed}] training {arm} for {cfg.rloo.steps} steps")
+        return model, train_rloo(model, tokenizer, ARITHMETIC, batches, cfg.rloo, seed=seed, progress=True)
+
+    results = run_grid(out, ARMS, cfg.seeds, train_arm, tokenizer, ARITHMETIC, test, cfg.eval)
     edge = json.loads((out / "edge.json").read_text()) if (out / "edge.json").exists() else []
-    report = write_report(cfg, results, edge)
-    return report
-
-
-def summarize(results: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
-    by_arm: dict[str, list[dict]] = {}
-    for r in results:
-        by_arm.setdefault(r["arm"], []).append(r)
-    return {arm: aggregate(rows) for arm, rows in by_arm.items()}
+    return write_report(cfg, results, edge)
 
 
 def write_report(cfg: PremiseConfig, results: list[dict], edge: list[dict]) -> dict:
-    from soar.report import pass_at_k_plot, premise_markdown
+    from soar.jobs.report import edge_plot, pass_at_k_plot, premise_markdown
 
     out = Path(cfg.out)
     table = summarize(results)
@@ -165,8 +133,6 @@ def write_report(cfg: PremiseConfig, results: list[dict], edge: list[dict]) -> d
     atomic_write_text(out / "premise.md", md)
     pass_at_k_plot(table, cfg.eval.ks, out / "premise.png", "Held-out hard TEST set")
     if edge:
-        from soar.report import edge_plot
-
         edge_plot(edge, out / "edge.png")
     print(md)
     return table

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from soar.problems import Problem
-from soar.sampling import encode_prompts, sample
-from soar.verifiers import RewardShaping, shaped_reward
+from soar.core.problems import Problem
+from soar.engine.sampling import encode_prompts, sample
 from soar.world import World
+from soar.world.verifiers import RewardShaping, shaped_reward
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ class RLOOConfig:
     """samples per prompt (RLOO needs at least 2)"""
     lr: float = 5e-5
     """peak AdamW learning rate (paper 1e-5). Not higher on the shipped tiny model: one step at 2e-4 from a
-    fresh optimizer breaks its arithmetic (docs/world-design.md, benchmarks/rl_probe.py)"""
+    fresh optimizer breaks its arithmetic (docs/world-design.md, research/rl_probe.py)"""
     schedule: str = "cosine"
     """'cosine' (to 0 at the end) or 'constant', after warm-up"""
     warmup: int = 20
@@ -146,14 +146,17 @@ class RLOOConfig:
             raise ValueError("steps must be >= 0 and batch_size >= 1")
 
 
-def lr_lambda(cfg: RLOOConfig) -> Callable[[int], float]:
+def lr_schedule(total: int, warmup: int, schedule: str = "cosine", floor: float = 0.0) -> Callable[[int], float]:
+    """The learning-rate multiplier of every trainer (students, teacher, pretraining): linear warm-up over
+    `warmup` steps, then constant or a cosine decay to `floor` at step `total`."""
+
     def f(step: int) -> float:
-        if cfg.warmup > 0 and step < cfg.warmup:
-            return (step + 1) / cfg.warmup
-        if cfg.schedule == "constant":
+        if warmup > 0 and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
             return 1.0
-        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        progress = (step - warmup) / max(1, total - warmup)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return f
 
@@ -179,6 +182,11 @@ def cycling_batches(problems: list[Problem], batch_size: int) -> BatchFn:
         return out
 
     return next_batch
+
+
+def phased(first: BatchFn, first_steps: int, then: BatchFn) -> BatchFn:
+    """`first` for the first `first_steps` steps, then `then` (the paper's curriculum mode)."""
+    return lambda step, rng: first(step, rng) if step < first_steps else then(step, rng)
 
 
 def score(world: World, samples, answers: list[str], shaping: RewardShaping) -> torch.Tensor:
@@ -210,11 +218,11 @@ def train_rloo(
     rng = random.Random(seed)
     ref = None
     if cfg.kl_coef > 0:
-        from soar.model import frozen
+        from soar.engine.model import frozen
 
         ref = frozen(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule(cfg.steps, cfg.warmup, cfg.schedule))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     history: list[dict] = []
     steps = range(cfg.steps)
@@ -274,7 +282,7 @@ def policy_update(
     pad: int,
 ) -> dict:
     """One optimizer step over `rows` of (prompt ids, completion ids, advantage), in micro-batches; raises
-    on a non-finite loss. Shared by the student (here) and the teacher (soar.loop)."""
+    on a non-finite loss. Shared by the student (here) and the teacher (soar.method.loop)."""
     n_tokens = sum(len(c) for _, c, _ in rows)
     model.train()
     opt.zero_grad(set_to_none=True)

@@ -11,9 +11,9 @@
    the same N questions with the base model's own temperature-1 answers (`stones_selfanswered`, what a
    two-turn teacher writes); `--sets name=path.jsonl,...` adds question files (e.g. a run's Base-T set).
 
-    python benchmarks/rl_probe.py --lrs 2e-4,5e-5,1e-5 --steps 100
-    python benchmarks/rl_probe.py --mode inner --lrs 2e-4,1e-5 --steps 10 --copies 3
-    python benchmarks/rl_probe.py --mode inner --lrs 5e-5 --steps 10 --dataset-size 16 \
+    python research/rl_probe.py --lrs 2e-4,5e-5,1e-5 --steps 100
+    python research/rl_probe.py --mode inner --lrs 2e-4,1e-5 --steps 10 --copies 3
+    python research/rl_probe.py --mode inner --lrs 5e-5 --steps 10 --dataset-size 16 \
         --sets base_t=runs/demo/questions/base_t.jsonl
 
 Prints one JSON object (also written to --out). Figures measured with it are in docs/world-design.md.
@@ -31,15 +31,15 @@ from pathlib import Path
 
 import torch
 
-from soar.loop import QR_METRICS, SoarConfig, qr_accuracy
-from soar.model import DEFAULT_MODEL, clone_model, load_policy
-from soar.premise import parse_stones, stone_batches
-from soar.problems import Problem, load_problems
-from soar.rloo import RLOOConfig, cycling_batches, train_rloo
-from soar.sampling import sample
-from soar.verifiers import extract_boxed
+from soar.core.problems import Problem, load_problems
+from soar.engine.model import DEFAULT_MODEL, clone_model, load_policy
+from soar.engine.rloo import RLOOConfig, cycling_batches, train_rloo
+from soar.engine.sampling import sample
+from soar.jobs.premise import parse_stones, stone_batches
+from soar.method.loop import QR_METRICS, SoarConfig, qr_accuracy
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import make_problem
+from soar.world.verifiers import extract_boxed
 
 
 def bins(xs: list[float], width: int) -> list[float]:

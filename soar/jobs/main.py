@@ -1,0 +1,289 @@
+"""`soar run`: the main job, top to bottom.
+
+1. Hard sets: reuse `hard_dir` (train.jsonl / test.jsonl), or, with `make_hard: true` and no train.jsonl
+   there yet, build them first with the `hardset` settings (fail@k on a pool, 50/50 split; soar.jobs.hardset).
+2. SOAR (grounded reward) and Intrinsic-T (learnability reward) teacher runs (soar.method.loop), resumable.
+3. Question sets: Base-T (the untrained teacher), Grounded-T and Intrinsic-T (the trained teachers),
+   `questions` valid pairs each; PQ (the promoted datasets of the SOAR run).
+4. Students, per seed, all evaluated on the held-out hard TEST set with pass@k (n samples) and greedy:
+   base model; Hard-Only (RLOO on hard train); each question set as stepping stones for a fresh base
+   student ("curriculum": `synthetic_steps` steps on the questions, then the hard train set; "mixed":
+   both throughout), all at equal total steps; PS (the promoted student with the best Acc on the hard
+   train set, by the SOAR run's qr_metric) evaluated directly.
+5. Analysis of every question set: Vendi score (bootstrap), share of correct teacher answers (where the
+   world knows the truth), difficulty histogram.
+6. `report.md` and PNG plots.
+
+Departures from the paper: the PQ / question-set students train a fixed number of steps (the paper's
+smoothed-slope checkpoint rule, `soar.engine.metrics.slope_checkpoint`, is not wired here); the sizes are
+scaled down to run on 2 CPU cores (docs/DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from soar.core import seeds
+from soar.core.config import check_same_config, dump_config, extend
+from soar.core.io import atomic_write_text
+from soar.core.problems import Problem, load_problems, save_problems
+from soar.engine.embed import ngram_embeddings
+from soar.engine.evaluate import EvalConfig
+from soar.engine.metrics import vendi_bootstrap
+from soar.engine.model import clone_model, load_policy
+from soar.engine.rloo import RLOOConfig, cycling_batches, phased, train_rloo
+from soar.engine.setup import Setup
+from soar.jobs.hardset import HardSetConfig, HardSetSettings, make_hard
+from soar.jobs.harness import ARM_NAMES, run_grid, summarize
+from soar.jobs.report import main_report
+from soar.method.loop import SoarConfig, SoarSettings, qr_accuracy, run_soar
+from soar.method.run_folder import RunFolder
+from soar.method.teacher import as_problems, write_datasets
+from soar.world import World, make_world
+
+ARMS = ("base", "hard_only", "base_t", "grounded_t", "intrinsic_t", "pq", "ps")
+TEACHER_RUNS = {"soar": "grounded", "intrinsic": "intrinsic"}
+"""the main job's teacher runs (folder name under `out` -> reward)"""
+QUESTION_SOURCES = {"base_t": None, "grounded_t": "soar", "intrinsic_t": "intrinsic"}
+"""question-set arm -> the teacher run that writes it (None: the untrained base teacher)"""
+ANALYSIS_KEYS = ("vendi_size", "vendi_samples")
+"""keys that only change the question analysis (recomputed on every call): a resumed run may change them"""
+
+
+@dataclass
+class StudentConfig:
+    """How a fresh student is trained on a question set plus the hard train set (`rloo.steps` in all)."""
+
+    synthetic_steps: int = 200
+    """curriculum mode: of rloo.steps, the steps on the synthetic questions before the hard train set (paper: 64)"""
+    mode: str = "curriculum"
+    """curriculum | mixed"""
+    rloo: RLOOConfig = field(default_factory=RLOOConfig)
+    """every trained arm's RLOO; rloo.steps is the equal compute of all arms"""
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("curriculum", "mixed"):
+            raise ValueError(f"student.mode must be 'curriculum' or 'mixed', got {self.mode!r}")
+
+
+@dataclass
+class RunConfig(Setup):
+    """The main job (`soar run`): the shared set-up once, then each stage's own settings."""
+
+    make_hard: bool = False
+    """build hard_dir first with the `hardset` settings when it has no train.jsonl"""
+    hardset: HardSetSettings = field(default_factory=HardSetSettings)
+    """make_hard: the screening of the base model `model` into `hard_dir`"""
+    out: str = "runs/main"
+    test_limit: int = 0
+    """evaluate on the first test_limit problems of test.jsonl (0 = all; the demo uses a subset for time)"""
+    seeds: tuple[int, ...] = (0,)
+    """student seeds (the teacher runs use soar.seed)"""
+    arms: tuple[str, ...] = ARMS
+    questions: int = 128
+    """questions sampled from each teacher for Base-T / Grounded-T / Intrinsic-T (paper 128)"""
+    soar: SoarSettings = field(default_factory=SoarSettings)
+    """the two teacher runs, in OUT/soar (grounded reward) and OUT/intrinsic"""
+    student: StudentConfig = field(default_factory=StudentConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    vendi_samples: int = 100
+    """bootstrap subsamples for the Vendi score of each question set"""
+    vendi_size: int = 96
+    """questions per bootstrap subsample (below `questions`, or every subsample is the whole set and the SD 0)"""
+    resume: bool = False
+    """continue the run in `out` (`soar run --resume DIR`); the config must match"""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        bad = [a for a in self.arms if a not in ARMS]
+        if bad:
+            raise ValueError(f"unknown arms {bad}; valid: {list(ARMS)}")
+
+
+def sample_questions(teacher, tokenizer, world: World, count: int, cfg: SoarSettings, seed: int) -> list[Problem]:
+    """`count` valid question/answer pairs from a teacher (Base-T / Grounded-T / Intrinsic-T)."""
+    ds, _ = write_datasets(teacher, tokenizer, world, replace(cfg.teacher, n=count), 1, seed, cfg.eval_max_new_tokens)
+    return as_problems(ds[0], world.classify)
+
+
+def train_student(
+    base,
+    tokenizer,
+    world: World,
+    hard_train: list[Problem],
+    synthetic: list[Problem] | None,
+    cfg: StudentConfig,
+    seed: int,
+):
+    """A fresh copy of `base` trained for cfg.rloo.steps: Hard-Only when `synthetic` is None."""
+    bs = cfg.rloo.batch_size
+    hard = cycling_batches(hard_train, bs)
+    if synthetic is None:
+        batches = hard
+    elif cfg.mode == "curriculum":
+        batches = phased(cycling_batches(synthetic, bs), cfg.synthetic_steps, hard)
+    else:
+        batches = cycling_batches(synthetic + hard_train, bs)
+    student = clone_model(base)
+    history = train_rloo(student, tokenizer, world, batches, cfg.rloo, seed=seed, progress=True)
+    return student, history
+
+
+def question_stats(problems: list[Problem], world: World, cfg: RunConfig) -> dict:
+    """Vendi (bootstrap mean, SD), share of correct teacher answers, difficulty histogram."""
+    emb = ngram_embeddings([p.question for p in problems])
+    v_mean, v_sd = vendi_bootstrap(emb, cfg.vendi_size, cfg.vendi_samples)
+    correct = None
+    if world.true_answer is not None:
+        truths = [world.true_answer(p.question) for p in problems]
+        known = [(t, p) for t, p in zip(truths, problems, strict=True) if t is not None]
+        correct = sum(bool(world.is_equal(t, p.answer)) for t, p in known) / len(known) if known else None
+    hist: dict[str, int] = {}
+    for p in problems:
+        key = f"{p.family}:{p.level}" if p.level >= 0 else "unparsed"
+        hist[key] = hist.get(key, 0) + 1
+    return {
+        "n": len(problems),
+        "vendi": v_mean,
+        "vendi_sd": v_sd,
+        "answer_correct": correct,
+        "histogram": dict(sorted(hist.items())),
+    }
+
+
+def teacher_config(cfg: RunConfig, name: str) -> SoarConfig:
+    """The SoarConfig of the main job's teacher run `name` (a key of TEACHER_RUNS) in `cfg.out/name`; a run
+    started from it elsewhere (e.g. a parallel worker) is resumed, not redone, by `run_main`."""
+    tdir = Path(cfg.out) / name
+    setup = {f: getattr(cfg, f) for f in ("model", "world", "load", "hard_dir", "threads")}
+    resume = (tdir / "config.yaml").exists()
+    return extend(cfg.soar, SoarConfig, **setup, out=str(tdir), reward=TEACHER_RUNS[name], resume=resume)
+
+
+def run_main(cfg: RunConfig, world: World | None = None) -> dict:
+    """The main job, resumable at every stage; returns the pass@k table (arm -> metric -> (mean, SD))."""
+    torch.set_num_threads(cfg.threads)
+    out = open_main_folder(cfg)
+    t_start = time.time()
+
+    # 1. Hard sets.
+    if cfg.make_hard and not (Path(cfg.hard_dir) / "train.jsonl").exists():
+        print(f"hard sets: screening {cfg.hardset.pool_file or 'the generator'} with fail@{cfg.hardset.k}")
+        setup = {f: getattr(cfg, f) for f in ("model", "world", "load", "threads")}
+        make_hard(extend(cfg.hardset, HardSetConfig, **setup, out=cfg.hard_dir))
+    hard_train = load_problems(Path(cfg.hard_dir) / "train.jsonl")
+    hard_test = load_problems(Path(cfg.hard_dir) / "test.jsonl")
+    hard_test = hard_test[: cfg.test_limit] if cfg.test_limit > 0 else hard_test
+    base, tokenizer = load_policy(cfg.model, opts=cfg.load)
+    world = world or make_world(cfg.world, tokenizer)
+
+    # 2. Teacher runs (each resumes where it stopped).
+    teachers = run_teachers(cfg, world)
+
+    # 3. Question sets, and their analysis.
+    qsets = question_sets(cfg, teachers, base, tokenizer, world)
+    stats = {name: question_stats(ps, world, cfg) for name, ps in qsets.items() if ps}
+    atomic_write_text(out / "question_stats.json", json.dumps(stats, indent=1))
+
+    # 4. Students, per seed and arm, on the held-out hard test set.
+    promos = teachers["soar"].promotions()
+    ps_model: list = []  # PS is picked once for all seeds
+
+    def train(arm: str, seed: int):
+        if arm == "base":
+            return base, []
+        if arm == "hard_only":
+            return train_student(base, tokenizer, world, hard_train, None, cfg.student, seed)
+        if arm == "ps":
+            if not promos:
+                print("PS: no promotion happened in the SOAR run; nothing to evaluate")
+                return None
+            if not ps_model:
+                ps_model.append(best_promoted(promos, tokenizer, world, hard_train, cfg))
+            return ps_model[0], []
+        if not qsets.get(arm):
+            print(f"{ARM_NAMES[arm]}: empty question set; skipped")
+            return None
+        return train_student(base, tokenizer, world, hard_train, qsets[arm], cfg.student, seed)
+
+    results = run_grid(out, cfg.arms, cfg.seeds, train, tokenizer, world, hard_test, cfg.eval)
+
+    # 5. Report.
+    table = summarize(results)
+    teacher_metrics = {name: f.metrics() for name, f in teachers.items() if f.metrics()}
+    main_report(cfg, out, table, stats, teacher_metrics, promos, time.time() - t_start)
+    return table
+
+
+def open_main_folder(cfg: RunConfig) -> Path:
+    """Create the main job's folder, or check a resumed one's config (the analysis keys may change)."""
+    out = Path(cfg.out)
+    if cfg.resume:
+        check_same_config(out / "config.yaml", cfg, ignore=("resume", "threads", *ANALYSIS_KEYS))
+        dump_config(replace(cfg, resume=False), out / "config.yaml")  # the analysis keys of the latest report
+    elif (out / "config.yaml").exists():
+        raise FileExistsError(
+            f"{out} already holds a run: `soar run --resume {out}` continues it; or choose another --set out=DIR"
+        )
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, out / "config.yaml")
+    return out
+
+
+def run_teachers(cfg: RunConfig, world: World) -> dict[str, RunFolder]:
+    """The SOAR and (when its arm is asked for) Intrinsic-T teacher runs, each finished or resumed."""
+    teachers = {}
+    for name, reward in TEACHER_RUNS.items():
+        if name == "intrinsic" and "intrinsic_t" not in cfg.arms:
+            continue
+        scfg = teacher_config(cfg, name)
+        folder = RunFolder(scfg.out)
+        if folder.steps_done() < scfg.outer_steps:
+            print(f"teacher run: {name} ({reward} reward), {scfg.outer_steps} outer steps")
+            run_soar(scfg, world)
+        teachers[name] = folder
+    return teachers
+
+
+def question_sets(
+    cfg: RunConfig, teachers: dict[str, RunFolder], base, tokenizer, world: World
+) -> dict[str, list[Problem]]:
+    """Base-T / Grounded-T / Intrinsic-T question sets (written once, then read back) and PQ."""
+    qsets: dict[str, list[Problem]] = {}
+    for arm, src in QUESTION_SOURCES.items():
+        if arm not in cfg.arms:
+            continue
+        path = Path(cfg.out) / "questions" / f"{arm}.jsonl"
+        if not path.exists():
+            teacher = base if src is None else teachers[src].teacher(cfg.load)[0]
+            save_problems(
+                path, sample_questions(teacher, tokenizer, world, cfg.questions, cfg.soar, seeds.QUESTION_SETS)
+            )
+        qsets[arm] = load_problems(path)
+    pq = teachers["soar"].pq()
+    if pq:
+        qsets["pq"] = pq
+    return qsets
+
+
+def best_promoted(promos: list[dict], tokenizer, world: World, hard_train: list[Problem], cfg: RunConfig):
+    """PS: of the promoted students, the one with the best Acc on the hard TRAIN set, by the SOAR run's own
+    measure (`soar.qr_metric`, the teacher reward's Acc); a tie goes to the later promotion, which was
+    trained from the earlier one. (The paper does not say how its PS is picked.)"""
+    best, best_acc = None, float("-inf")
+    for p in promos:
+        model, _ = load_policy(p["student_dir"], opts=cfg.load)
+        acc = qr_accuracy(model, tokenizer, world, hard_train, cfg.soar, seed=seeds.PS_SELECTION)
+        print(f"PS candidate {p['student_dir']}: Acc on the hard train set {acc:.4f} ({cfg.soar.qr_metric})")
+        if acc >= best_acc:
+            best, best_acc = model, acc
+    return best
+
+
+__all__ = ["RunConfig", "StudentConfig", "run_main", "question_stats", "teacher_config", "train_student"]

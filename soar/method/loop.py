@@ -1,0 +1,441 @@
+"""The SOAR loop (the paper's Algorithm 1): the teacher writes datasets, copies of the baseline student
+learn from them, the teacher learns from the students' gains on real hard problems, and the best student is
+promoted. `outer_step` is one iteration, in the paper's order; `run_soar` drives it over a run folder.
+
+Departures from the paper (docs/DESIGN.md gives the reasons and numbers):
+1. Acc(., Q_R) may be a denser measure than greedy accuracy (`qr_metric`; the arithmetic default is sampled
+   step credit), because every tiny student's greedy accuracy on fail@128 problems is 0.
+2. After a promotion the reward window is cleared: later rewards are gains over the new baseline.
+3. The teacher may answer its own question in a second turn (`teacher.answer_mode`, soar.method.teacher).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from soar.core import seeds
+from soar.core.config import ConfigMismatch, to_dict
+from soar.core.problems import Problem, load_problems
+from soar.engine.evaluate import correct_counts
+from soar.engine.model import clone_model, frozen, load_policy, load_trainable_state, trainable_state
+from soar.engine.rloo import RLOOConfig, cycling_batches, lr_schedule, policy_update, rloo_advantages, train_rloo
+from soar.engine.sampling import encode_prompts, sample
+from soar.engine.setup import Setup
+from soar.method.rewards import dataset_reward, learnability_reward, promotion_decision
+from soar.method.run_folder import RunFolder, RunState
+from soar.method.teacher import TeacherConfig, TeacherSample, as_problems, write_datasets
+from soar.method.tracking import Tracker, check_report_to
+from soar.world import World, make_world
+
+QR_METRICS = ("greedy", "sampled", "partial", "partial_sampled")
+REWARDS = ("grounded", "intrinsic")
+
+
+def _inner_default() -> RLOOConfig:
+    """The students' RLOO: their lr (5e-5) without warm-up; paper 1e-5 (docs/DESIGN.md, "Inner loop")."""
+    return RLOOConfig(steps=10, batch_size=8, group_size=8, lr=5e-5, warmup=0)
+
+
+@dataclass
+class SoarSettings:
+    """The method's settings (the main job's `soar:` section)."""
+
+    outer_steps: int = 20
+    """paper: at most 200"""
+    r: int = 2
+    """student copies per dataset (paper 4)"""
+    qr_size: int = 64
+    """|Q_R| per outer step (paper 64)"""
+    qr_metric: str = "partial_sampled"
+    """Acc(student, Q_R): greedy (the paper) | sampled (qr_samples at temperature 1) | partial (the world's
+    step credit of the greedy answer) | partial_sampled (mean step credit of qr_samples answers at temperature
+    1; the arithmetic default: greedy accuracy of every tiny student is 0 on fail@128 problems)"""
+    qr_samples: int = 8
+    """samples per Q_R question for qr_metric=sampled and partial_sampled"""
+    intrinsic_samples: int = 32
+    """Intrinsic-T: samples per question for the success rate s_i (paper 32)"""
+    window: int = 3
+    """moving-average window m of the promotion rule (paper 3)"""
+    tau: float = 0.01
+    """promotion threshold (paper 0.01)"""
+    promote: bool = True
+    """False = the no-promotion ablation"""
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    inner: RLOOConfig = field(default_factory=_inner_default)
+    """the students' RLOO (paper: 10 steps, batch 8, group 32, lr 1e-5; here group 8, lr 5e-5)"""
+    eval_max_new_tokens: int = 64
+    """longest student completion when scoring Q_R and in the teacher's answer turn"""
+    seed: int = 0
+    """the teacher run's seed (every draw of step t derives from it: soar.core.seeds)"""
+    save_teacher_every: int = 0
+    """also keep teacher checkpoints every k outer steps (0 = only the latest)"""
+    report_to: tuple[str, ...] = ("tensorboard",)
+    """metric backends: tensorboard | wandb (W&B honours WANDB_MODE=offline)"""
+
+    def __post_init__(self) -> None:
+        if self.qr_metric not in QR_METRICS:
+            raise ValueError(f"qr_metric must be one of {', '.join(QR_METRICS)}, got {self.qr_metric!r}")
+        if self.teacher.g < 2:
+            raise ValueError("teacher.g must be >= 2 (leave-one-out needs two datasets per group)")
+        if self.r < 1 or self.qr_size < 1 or self.window < 1:
+            raise ValueError("r, qr_size and window must be >= 1")
+        check_report_to(self.report_to)
+
+
+@dataclass
+class SoarConfig(SoarSettings, Setup):
+    """One SOAR teacher run (`soar teach`): the shared set-up, the method's settings, and where it runs."""
+
+    out: str = "runs/soar"
+    """the run folder (soar.method.run_folder)"""
+    reward: str = "grounded"
+    """grounded (SOAR) | intrinsic (Intrinsic-T: learnability of X_k for the baseline student)"""
+    resume: bool = False
+    """continue the run in `out` from its last checkpoint (the config must match)"""
+
+    def __post_init__(self) -> None:
+        Setup.__post_init__(self)
+        SoarSettings.__post_init__(self)
+        if self.reward not in REWARDS:
+            raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
+
+
+def qr_accuracy(model, tokenizer, world: World, problems: list[Problem], cfg: SoarSettings, seed: int) -> float:
+    """Acc(student, Q_R) by `cfg.qr_metric`."""
+    if cfg.qr_metric == "greedy":
+        counts = correct_counts(model, tokenizer, world, problems, 1, 0.0, cfg.eval_max_new_tokens, seed)
+        return sum(counts) / len(problems)
+    if cfg.qr_metric in ("partial", "partial_sampled"):
+        if world.partial_credit is None:
+            raise ValueError(f"qr_metric={cfg.qr_metric}: the {world.name} world has no partial credit")
+        greedy = cfg.qr_metric == "partial"
+        out = sample(
+            model,
+            tokenizer,
+            [world.student_prompt(p.question) for p in problems],
+            1 if greedy else cfg.qr_samples,
+            temperature=0.0 if greedy else 1.0,
+            max_new_tokens=cfg.eval_max_new_tokens,
+            seed=seed,
+        )
+        credit = [world.partial_credit(p.question, s.text) for p, row in zip(problems, out, strict=True) for s in row]
+        return sum(credit) / len(credit)
+    counts = correct_counts(model, tokenizer, world, problems, cfg.qr_samples, 1.0, cfg.eval_max_new_tokens, seed)
+    return sum(counts) / (len(problems) * cfg.qr_samples)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The inner loop of one dataset X_k
+@dataclass
+class DatasetResult:
+    """What the inner loop (or the intrinsic reward) of one dataset X_k gives the outer step."""
+
+    reward: float
+    """R_k"""
+    student_rewards: list[float]
+    """each student copy's gain (Intrinsic-T: [R_k])"""
+    students: list[dict] = field(default_factory=list)
+    """the copies' trainable states, kept for a promotion at the end of the step (LoRA: adapters only)"""
+
+
+def train_on_dataset(
+    baseline,
+    tokenizer,
+    world: World,
+    problems: list[Problem],
+    qr: list[Problem],
+    base_acc: float,
+    cfg: SoarSettings,
+    t: int,
+    k: int,
+) -> DatasetResult:
+    """r copies of the baseline train RLOO on X_k against the teacher's answers; R_k = mean gain on Q_R."""
+    accs, states = [], []
+    for j in range(cfg.r):
+        student = clone_model(baseline)
+        batches = cycling_batches(problems, cfg.inner.batch_size)
+        train_rloo(student, tokenizer, world, batches, cfg.inner, seed=seeds.derive(cfg.seed, t, seeds.STUDENT, k, j))
+        accs.append(qr_accuracy(student, tokenizer, world, qr, cfg, seeds.derive(cfg.seed, t, seeds.QR_SCORE)))
+        states.append(trainable_state(student))
+        del student
+    return DatasetResult(dataset_reward(accs, base_acc), [a - base_acc for a in accs], states)
+
+
+def intrinsic_reward(baseline, tokenizer, world: World, problems: list[Problem], cfg: SoarSettings, t: int, k: int):
+    """Intrinsic-T: R_k = the learnability of X_k for the baseline student (no inner training)."""
+    n = cfg.intrinsic_samples
+    seed = seeds.derive(cfg.seed, t, seeds.INTRINSIC, k)
+    counts = correct_counts(baseline, tokenizer, world, problems, n, 1.0, cfg.eval_max_new_tokens, seed)
+    reward = learnability_reward([c / n for c in counts])
+    return DatasetResult(reward, [reward])
+
+
+# --------------------------------------------------------------------------------------------------------
+# The outer loop's learner
+@dataclass
+class Teacher:
+    """The teacher policy with its optimizer, its frozen reference (for the KL term) and its one prompt."""
+
+    model: object
+    reference: object | None
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    prompt_ids: list[int]
+    pad: int
+
+
+def make_teacher(model, tokenizer, world: World, cfg: SoarConfig) -> Teacher:
+    tcfg = cfg.teacher
+    reference = frozen(load_policy(cfg.model, opts=cfg.load)[0]) if tcfg.kl_coef > 0 else None
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule(cfg.outer_steps, tcfg.warmup, tcfg.schedule))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    prompt_ids = encode_prompts(tokenizer, [world.teacher_prompt + tcfg.prefill])[0]
+    return Teacher(model, reference, opt, sched, prompt_ids, pad)
+
+
+def teacher_update(
+    teacher: Teacher, tokenizer, datasets: list[list[TeacherSample]], R: list[float], cfg: TeacherConfig
+):
+    """Teacher RLOO: leave-one-out over the g datasets of each group; every sample of X_k shares its advantage
+    (two-turn mode: its answer turn too). Returns (advantages, update stats)."""
+    adv = rloo_advantages(torch.tensor(R, dtype=torch.float32).view(cfg.groups, cfg.g)).flatten().tolist()
+    rows = [(teacher.prompt_ids, s.token_ids, adv[k]) for k, ds in enumerate(datasets) for s in ds]
+    rows += [
+        (encode_prompts(tokenizer, [s.answer_prompt])[0], s.answer_token_ids, adv[k])
+        for k, ds in enumerate(datasets)
+        for s in ds
+        if s.answer_token_ids is not None
+    ]
+    stats = policy_update(
+        teacher.model,
+        teacher.reference,
+        teacher.opt,
+        teacher.sched,
+        rows,
+        cfg.kl_coef,
+        cfg.grad_clip,
+        cfg.micro_batch,
+        teacher.pad,
+    )
+    return adv, stats
+
+
+# --------------------------------------------------------------------------------------------------------
+# One outer step
+@dataclass
+class Student:
+    """The baseline student and the Promotion Questions it was promoted on."""
+
+    model: object
+    pq: list[Problem]
+
+
+def outer_step(
+    t: int,
+    cfg: SoarConfig,
+    teacher: Teacher,
+    student: Student,
+    tokenizer,
+    world: World,
+    hard_train: list[Problem],
+    state: RunState,
+    folder: RunFolder,
+) -> tuple[dict, list[dict]]:
+    """Outer step t of Algorithm 1; updates teacher, student and state in place. Returns (metrics, questions)."""
+    t0 = time.time()
+    # 1. Q_R: fresh hard-train problems, and the baseline student's accuracy on them.
+    qr = random.Random(seeds.derive(cfg.seed, t, seeds.QR_DRAW)).sample(hard_train, cfg.qr_size)
+    base_acc = qr_accuracy(student.model, tokenizer, world, qr, cfg, seeds.derive(cfg.seed, t, seeds.QR_SCORE))
+
+    # 2. The teacher writes groups x g datasets X_k of n valid pairs.
+    tcfg = cfg.teacher
+    datasets, gen_stats = write_datasets(
+        teacher.model,
+        tokenizer,
+        world,
+        tcfg,
+        tcfg.groups * tcfg.g,
+        seeds.derive(cfg.seed, t, seeds.TEACHER),
+        cfg.eval_max_new_tokens,
+    )
+    problem_sets = [as_problems(ds, world.classify) for ds in datasets]
+
+    # 3. Inner loop: R_k for every dataset (grounded: trained students' gains; intrinsic: learnability).
+    if cfg.reward == "intrinsic":
+        results = [
+            intrinsic_reward(student.model, tokenizer, world, ps, cfg, t, k) for k, ps in enumerate(problem_sets)
+        ]
+    else:
+        results = [
+            train_on_dataset(student.model, tokenizer, world, ps, qr, base_acc, cfg, t, k)
+            for k, ps in enumerate(problem_sets)
+        ]
+    R = [res.reward for res in results]
+
+    # 4. Outer loop: one teacher RLOO update on the grounded rewards.
+    adv, tstats = teacher_update(teacher, tokenizer, datasets, R, tcfg)
+
+    # 5. Promotion: when the moving average of R-hat passes tau, the best dataset's median student.
+    rhat = sum(R) / len(R)
+    state.rhat_since_promotion.append(rhat)
+    decision = promotion_decision(
+        state.rhat_since_promotion, R, [res.student_rewards for res in results], cfg.window, cfg.tau
+    )
+    promoted = cfg.promote and cfg.reward == "grounded" and decision.promote
+    if promoted:
+        promote(decision, results, problem_sets[decision.dataset], R, t, cfg, student, tokenizer, state, folder)
+
+    metrics = {
+        "step": t,
+        "rhat": rhat,
+        "rbar": decision.rbar,
+        "R": R,
+        "baseline_acc": base_acc,
+        "promoted": promoted,
+        "pq_size": len(student.pq),
+        **gen_stats,
+        "teacher_pg_loss": tstats["pg_loss"],
+        "teacher_kl": tstats["kl"],
+        "teacher_grad_norm": tstats["grad_norm"],
+        "teacher_lr": teacher.sched.get_last_lr()[0],
+        "seconds": round(time.time() - t0, 2),
+    }
+    return metrics, question_rows(t, datasets, R, adv, world)
+
+
+def promote(
+    decision,
+    results: list[DatasetResult],
+    new_pq: list[Problem],
+    R: list[float],
+    t: int,
+    cfg: SoarSettings,
+    student: Student,
+    tokenizer,
+    state: RunState,
+    folder: RunFolder,
+) -> None:
+    """The median student of the best dataset becomes the baseline; its dataset joins PQ; the window restarts."""
+    k, j = decision.dataset, decision.student
+    load_trainable_state(student.model, results[k].students[j])
+    student.pq.extend(new_pq)
+    state.pq_size = len(student.pq)
+    event = {
+        "step": t,
+        "rbar": decision.rbar,
+        "window": list(state.rhat_since_promotion[-cfg.window :]),
+        "dataset": k,
+        "student": j,
+        "R_k": R[k],
+        "pq_size": len(student.pq),
+    }
+    state.promotions.append(folder.save_promotion(len(state.promotions), event, student.pq, student.model, tokenizer))
+    state.rhat_since_promotion = []
+
+
+def question_rows(
+    t: int, datasets: list[list[TeacherSample]], R: list[float], adv: list[float], world: World
+) -> list[dict]:
+    """One row per question the teacher wrote: the paper's findings come from analysing these."""
+    rows = []
+    for k, ds in enumerate(datasets):
+        for i, s in enumerate(ds):
+            truth = world.true_answer(s.pair.question) if world.true_answer else None
+            cls = world.classify(s.pair.question) if world.classify else None
+            rows.append(
+                {
+                    "step": t,
+                    "dataset": k,
+                    "index": i,
+                    "question": s.pair.question,
+                    "answer": s.pair.answer,
+                    "valid": True,
+                    "reward": R[k],
+                    "advantage": adv[k],
+                    "answer_correct": None if truth is None else bool(world.is_equal(truth, s.pair.answer)),
+                    "family": cls[0] if cls else None,
+                    "level": cls[1] if cls else None,
+                }
+            )
+    return rows
+
+
+def scalars(metrics: dict, state: RunState) -> dict[str, float]:
+    """The namespaced scalars of one outer step for the tracking backends."""
+    keys = ("rhat", "rbar", "baseline_acc", "invalid_rate", "teacher_kl", "teacher_grad_norm")
+    out = {f"outer/{k}": metrics[k] for k in keys}
+    return {**out, "promotion/pq_size": metrics["pq_size"], "promotion/count": len(state.promotions)}
+
+
+# --------------------------------------------------------------------------------------------------------
+# The driver
+def run_soar(cfg: SoarConfig, world: World | None = None, on_step=None, progress: bool = True) -> Path:
+    """Train the teacher for `cfg.outer_steps` outer steps in the run folder `cfg.out`, resuming from its last
+    checkpoint with `cfg.resume`; returns the folder. `on_step(step, metrics)` is called after each step."""
+    torch.set_num_threads(cfg.threads)
+    hard_train = load_problems(Path(cfg.hard_dir) / "train.jsonl")
+    if len(hard_train) < cfg.qr_size:
+        raise ValueError(f"qr_size={cfg.qr_size} is larger than the hard train set ({len(hard_train)} problems)")
+
+    # Open the run folder: a fresh start, or the last checkpoint.
+    folder = RunFolder(cfg.out)
+    resumed = folder.open(cfg, cfg.resume)
+    if resumed is None:
+        state = RunState()
+        teacher_model, tokenizer = load_policy(cfg.model, opts=cfg.load)
+        student = Student(clone_model(teacher_model), [])  # LoRA: new adapters over the teacher's frozen base
+    else:
+        state = resumed.state
+        teacher_model, tokenizer = load_policy(resumed.checkpoint / "teacher", opts=cfg.load)
+        student = Student(load_policy(resumed.checkpoint / "baseline", opts=cfg.load)[0], resumed.pq)
+    world = world or make_world(cfg.world, tokenizer)
+    teacher = make_teacher(teacher_model, tokenizer, world, cfg)
+    if resumed is not None:
+        folder.load_optim(resumed.checkpoint, teacher.opt, teacher.sched)
+    tracker = Tracker(
+        cfg.out,
+        cfg.report_to,
+        name=f"{Path(cfg.out).name}-{cfg.reward}",
+        config=json.loads(json.dumps(to_dict(cfg))),
+    )
+    bar = _progress_bar(cfg, state.step) if progress else None
+
+    for t in range(state.step, cfg.outer_steps):
+        metrics, questions = outer_step(t, cfg, teacher, student, tokenizer, world, hard_train, state, folder)
+        # Log the step, then save it (the step is complete only once its checkpoint exists).
+        folder.log_step(metrics, questions)
+        tracker.log(scalars(metrics, state), t)
+        state.step = t + 1
+        folder.save_checkpoint(state, teacher.model, tokenizer, teacher.opt, teacher.sched, student.model)
+        if cfg.save_teacher_every and (t + 1) % cfg.save_teacher_every == 0:
+            folder.save_teacher_snapshot(teacher.model, tokenizer, t + 1)
+        if on_step is not None:
+            on_step(t, metrics)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(rhat=f"{metrics['rhat']:+.3f}", rbar=f"{metrics['rbar']:+.3f}", pq=metrics["pq_size"])
+    if bar is not None:
+        bar.close()
+    tracker.close()
+    return folder.path
+
+
+def _progress_bar(cfg: SoarConfig, start: int):
+    from tqdm import tqdm
+
+    return tqdm(total=cfg.outer_steps, initial=start, desc=f"SOAR ({cfg.reward})", dynamic_ncols=True)
+
+
+def trained_teacher(out: str | Path, opts=None):
+    """(teacher model, tokenizer) of a finished or interrupted run."""
+    return RunFolder(out).teacher(opts)
+
+
+__all__ = ["SoarConfig", "SoarSettings", "TeacherConfig", "run_soar", "outer_step", "trained_teacher", "ConfigMismatch"]
