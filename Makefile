@@ -44,8 +44,8 @@ gpu-check: install
 	$(PY) benchmarks/gpu_check.py --out runs/gpu_check.json
 
 lint: install
-	$(VENV)/bin/ruff check soar tests benchmarks
-	$(VENV)/bin/ruff format --check soar tests benchmarks
+	$(VENV)/bin/ruff check soar tests benchmarks research
+	$(VENV)/bin/ruff format --check soar tests benchmarks research
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

@@ -237,106 +237,82 @@ class Student:
     pq: list[Problem]
 
 
-def outer_step(
-    t: int,
-    cfg: SoarConfig,
-    teacher: Teacher,
-    student: Student,
-    tokenizer,
-    world: World,
-    hard_train: list[Problem],
-    state: RunState,
-    folder: RunFolder,
-) -> tuple[dict, list[dict]]:
-    """Outer step t of Algorithm 1; updates teacher, student and state in place. Returns (metrics, questions)."""
+@dataclass
+class Run:
+    """The long-lived objects of one teacher run."""
+
+    cfg: SoarConfig
+    teacher: Teacher
+    student: Student
+    tokenizer: object
+    world: World
+    hard_train: list[Problem]
+    state: RunState
+    folder: RunFolder
+
+
+def outer_step(run: Run, t: int) -> tuple[dict, list[dict]]:
+    """Outer step t of Algorithm 1; updates the teacher, the baseline student and the run state in place.
+    Returns (metrics, one row per question)."""
+    cfg, tcfg, student, tok, world = run.cfg, run.cfg.teacher, run.student, run.tokenizer, run.world
     t0 = time.time()
     # 1. Q_R: fresh hard-train problems, and the baseline student's accuracy on them.
-    qr = random.Random(seeds.derive(cfg.seed, t, seeds.QR_DRAW)).sample(hard_train, cfg.qr_size)
-    base_acc = qr_accuracy(student.model, tokenizer, world, qr, cfg, seeds.derive(cfg.seed, t, seeds.QR_SCORE))
+    qr = random.Random(seeds.derive(cfg.seed, t, seeds.QR_DRAW)).sample(run.hard_train, cfg.qr_size)
+    base_acc = qr_accuracy(student.model, tok, world, qr, cfg, seeds.derive(cfg.seed, t, seeds.QR_SCORE))
 
     # 2. The teacher writes groups x g datasets X_k of n valid pairs.
-    tcfg = cfg.teacher
+    teacher_seed = seeds.derive(cfg.seed, t, seeds.TEACHER)
     datasets, gen_stats = write_datasets(
-        teacher.model,
-        tokenizer,
-        world,
-        tcfg,
-        tcfg.groups * tcfg.g,
-        seeds.derive(cfg.seed, t, seeds.TEACHER),
-        cfg.eval_max_new_tokens,
+        run.teacher.model, tok, world, tcfg, tcfg.groups * tcfg.g, teacher_seed, cfg.eval_max_new_tokens
     )
     problem_sets = [as_problems(ds, world.classify) for ds in datasets]
 
     # 3. Inner loop: R_k for every dataset (grounded: trained students' gains; intrinsic: learnability).
     if cfg.reward == "intrinsic":
-        results = [
-            intrinsic_reward(student.model, tokenizer, world, ps, cfg, t, k) for k, ps in enumerate(problem_sets)
-        ]
+        results = [intrinsic_reward(student.model, tok, world, ps, cfg, t, k) for k, ps in enumerate(problem_sets)]
     else:
         results = [
-            train_on_dataset(student.model, tokenizer, world, ps, qr, base_acc, cfg, t, k)
+            train_on_dataset(student.model, tok, world, ps, qr, base_acc, cfg, t, k)
             for k, ps in enumerate(problem_sets)
         ]
     R = [res.reward for res in results]
 
-    # 4. Outer loop: one teacher RLOO update on the grounded rewards.
-    adv, tstats = teacher_update(teacher, tokenizer, datasets, R, tcfg)
+    # 4. Outer loop: one teacher RLOO update on the rewards.
+    adv, tstats = teacher_update(run.teacher, tok, datasets, R, tcfg)
 
     # 5. Promotion: when the moving average of R-hat passes tau, the best dataset's median student.
     rhat = sum(R) / len(R)
-    state.rhat_since_promotion.append(rhat)
-    decision = promotion_decision(
-        state.rhat_since_promotion, R, [res.student_rewards for res in results], cfg.window, cfg.tau
-    )
+    run.state.rhat_since_promotion.append(rhat)
+    per_student = [res.student_rewards for res in results]
+    decision = promotion_decision(run.state.rhat_since_promotion, R, per_student, cfg.window, cfg.tau)
     promoted = cfg.promote and cfg.reward == "grounded" and decision.promote
     if promoted:
-        promote(decision, results, problem_sets[decision.dataset], R, t, cfg, student, tokenizer, state, folder)
+        promote(run, t, decision, results[decision.dataset], problem_sets[decision.dataset], R)
 
-    metrics = {
-        "step": t,
-        "rhat": rhat,
-        "rbar": decision.rbar,
-        "R": R,
-        "baseline_acc": base_acc,
-        "promoted": promoted,
-        "pq_size": len(student.pq),
-        **gen_stats,
-        "teacher_pg_loss": tstats["pg_loss"],
-        "teacher_kl": tstats["kl"],
-        "teacher_grad_norm": tstats["grad_norm"],
-        "teacher_lr": teacher.sched.get_last_lr()[0],
-        "seconds": round(time.time() - t0, 2),
-    }
+    metrics = {"step": t, "rhat": rhat, "rbar": decision.rbar, "R": R, "baseline_acc": base_acc}
+    metrics |= {"promoted": promoted, "pq_size": len(student.pq), **gen_stats}
+    metrics |= {f"teacher_{k}": v for k, v in tstats.items()}  # pg_loss, kl, grad_norm
+    metrics |= {"teacher_lr": run.teacher.sched.get_last_lr()[0], "seconds": round(time.time() - t0, 2)}
     return metrics, question_rows(t, datasets, R, adv, world)
 
 
-def promote(
-    decision,
-    results: list[DatasetResult],
-    new_pq: list[Problem],
-    R: list[float],
-    t: int,
-    cfg: SoarSettings,
-    student: Student,
-    tokenizer,
-    state: RunState,
-    folder: RunFolder,
-) -> None:
+def promote(run: Run, t: int, decision, best: DatasetResult, new_pq: list[Problem], R: list[float]) -> None:
     """The median student of the best dataset becomes the baseline; its dataset joins PQ; the window restarts."""
-    k, j = decision.dataset, decision.student
-    load_trainable_state(student.model, results[k].students[j])
+    state, student = run.state, run.student
+    load_trainable_state(student.model, best.students[decision.student])
     student.pq.extend(new_pq)
     state.pq_size = len(student.pq)
     event = {
         "step": t,
         "rbar": decision.rbar,
-        "window": list(state.rhat_since_promotion[-cfg.window :]),
-        "dataset": k,
-        "student": j,
-        "R_k": R[k],
+        "window": list(state.rhat_since_promotion[-run.cfg.window :]),
+        "dataset": decision.dataset,
+        "student": decision.student,
+        "R_k": R[decision.dataset],
         "pq_size": len(student.pq),
     }
-    state.promotions.append(folder.save_promotion(len(state.promotions), event, student.pq, student.model, tokenizer))
+    saved = run.folder.save_promotion(len(state.promotions), event, student.pq, student.model, run.tokenizer)
+    state.promotions.append(saved)
     state.rhat_since_promotion = []
 
 
@@ -400,15 +376,13 @@ def run_soar(cfg: SoarConfig, world: World | None = None, on_step=None, progress
     if resumed is not None:
         folder.load_optim(resumed.checkpoint, teacher.opt, teacher.sched)
     tracker = Tracker(
-        cfg.out,
-        cfg.report_to,
-        name=f"{Path(cfg.out).name}-{cfg.reward}",
-        config=json.loads(json.dumps(to_dict(cfg))),
+        cfg.out, cfg.report_to, f"{Path(cfg.out).name}-{cfg.reward}", json.loads(json.dumps(to_dict(cfg)))
     )
+    run = Run(cfg, teacher, student, tokenizer, world, hard_train, state, folder)
     bar = _progress_bar(cfg, state.step) if progress else None
 
     for t in range(state.step, cfg.outer_steps):
-        metrics, questions = outer_step(t, cfg, teacher, student, tokenizer, world, hard_train, state, folder)
+        metrics, questions = outer_step(run, t)
         # Log the step, then save it (the step is complete only once its checkpoint exists).
         folder.log_step(metrics, questions)
         tracker.log(scalars(metrics, state), t)
