@@ -9,7 +9,7 @@ For the first `--n` problems of each JSONL file, with `--k` samples each at temp
   written (wrong) chain or return to the true one? Success compounds over steps only when errors propagate.
 
     python research/hardness_probe.py data/hard/train.jsonl --n 40 --k 64
-    python research/hardness_probe.py data/m7/hard/train.jsonl --model assets/tiny-arith-m7
+    python research/hardness_probe.py runs/my-hard/train.jsonl --model runs/my-model
 
 Prints one JSON object per file.
 """

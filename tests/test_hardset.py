@@ -90,7 +90,7 @@ def test_make_hard_max_log10_p_keeps_only_problems_below_the_bound(tiny_dir, tmp
     assert none["solution_bound_below_max_log10_p"] == 0 and none["train"] == none["test"] == 0
 
 
-def test_the_premise_report_describes_every_shipped_screen():
+def test_the_premise_report_describes_every_kind_of_screen():
     from pathlib import Path
 
     from soar.jobs.report import hard_set_line
@@ -98,8 +98,12 @@ def test_the_premise_report_describes_every_shipped_screen():
     root = Path(__file__).resolve().parent.parent / "data"
     shipped = hard_set_line(json.loads((root / "hard" / "manifest.json").read_text()))
     assert "pool 520" in shipped and "estimated success below it 496 -> fail@128 496; train 248, test 248" in shipped
-    m7 = hard_set_line(json.loads((root / "m7" / "hard" / "manifest.json").read_text()))
-    assert "pool 4000 -> fail@128 823 -> fail@128 again 502; train 251, test 251" in m7
-    deep = hard_set_line(json.loads((root / "m7" / "hard-deep" / "manifest.json").read_text()))
-    assert "bound below 1e-5 5205, estimated success below it 470 -> fail@32 435; train 218" in deep
-    assert "None" not in deep + shipped
+    # A two-pass fail@k screen, and an estimate screen without a second pass (the retired m7 sets' counts).
+    twice = {"pool": 4000, "k": 128, "fail_first_pass": 823, "fail_both_passes": 502, "train": 251, "test": 251}
+    assert "pool 4000 -> fail@128 823 -> fail@128 again 502; train 251, test 251" in hard_set_line(twice)
+    deep = {"pool": 30000, "max_log10_p": -5, "solution_bound_below_max_log10_p": 5205}
+    deep |= {"estimate_below_max_log10_p": 470, "k": 32, "fail_first_pass": 435, "train": 218, "test": 217}
+    deep["source"] = "arithmetic:mix levels=[5]"
+    deep_line = hard_set_line(deep)
+    assert "bound below 1e-5 5205, estimated success below it 470 -> fail@32 435; train 218" in deep_line
+    assert "again" not in deep_line and "None" not in deep_line + shipped

@@ -2,7 +2,7 @@
 
 The paper reports pass@k for k in {1, 4, 8, 16, 32} from 32 samples per problem at temperature 1.0.
 Greedy accuracy is reported beside it: if greedy decoding solves a problem, a pass@k gain may only be
-lower entropy (RESEARCH-NOTES 4.3), and the teacher's reward is a greedy accuracy.
+lower entropy, not learning, and the paper's teacher reward is a greedy accuracy.
 """
 
 from __future__ import annotations

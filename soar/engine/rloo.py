@@ -117,8 +117,7 @@ class RLOOConfig:
     group_size: int = 16
     """samples per prompt (RLOO needs at least 2)"""
     lr: float = 5e-5
-    """peak AdamW learning rate (paper 1e-5). Not higher on the shipped tiny model: one step at 2e-4 from a
-    fresh optimizer breaks its arithmetic (docs/world-design.md, research/rl_probe.py)"""
+    """peak AdamW learning rate (paper 1e-5; higher breaks the tiny model: docs/DESIGN.md)"""
     schedule: str = "cosine"
     """'cosine' (to 0 at the end) or 'constant', after warm-up"""
     warmup: int = 20

@@ -1,29 +1,18 @@
 """`soar make-hard`: fail@k hard sets. Keep the problems the base model never solves in k samples.
 
 Paper: 128 samples per problem (student prompt, temperature 1.0), keep 0/128, split 50/50 at random into
-train and test. Sampling stops early for a problem once it is solved (it can no longer be fail@k), which
-changes nothing in the result. `rescreen` adds a second, fresh k-sample pass: prototypes found many
-"fail@128" problems that a fresh 128 samples solve (RESEARCH-NOTES 2), which flatters Hard-Only.
+train and test. A problem leaves the screen once solved (it can no longer be fail@k). `rescreen` adds a
+second, fresh k-sample pass.
 
-Departure (`max_log10_p`, arithmetic only): fail@k only bounds a problem's per-sample success below about
-1/k, yet Hard-Only draws steps x batch x group samples, 38,400 in the premise, and one success on any hard
-problem teaches the skill they share (docs/world-design.md). With `max_log10_p` set, two estimates of the
-per-sample success p come first, and the fail@k passes then run on what is left:
-1. `solution_logprobs`: one forward pass gives the probability that the base model writes the canonical
-   worked solution exactly. It is a lower bound on p, so a problem whose bound is above 10^max_log10_p is
-   dropped; thousands of problems a second.
-2. `success_estimates`: `estimate_k` sampled scratchpads, each cut where the final value starts, and the
-   exact probability of then writing the right final value and box: an unbiased estimate of p (up to
-   correct boxes reached without a final `=`) that resolves 1e-8 from 32 samples where counting successes
-   resolves 1/32. It matters: the shipped model often reaches the right box through wrong intermediate
-   values that cancel, so the canonical bound alone kept problems with p near 1e-2.
-Problems with an estimate below 10^max_log10_p and no sampled success are kept. On the earlier checkpoint
-(assets/tiny-arith-m7, whose errors did not propagate; docs/world-design.md, "Screening deeper") the kept
-set's true p was no lower than the fail@256 set's (about 3e-3): a screen on a heavy-tailed estimate keeps
-the problems whose lucky scratchpads were not drawn (data/m7/hard-deep). On the shipped careless-student
-model errors propagate, and the screen does what it is for: data/hard is level-5 problems with estimate
-below 1e-4 (496 of 520), then fail@128 (all 496). On a checkpoint with slip rate 0.9 the same screen removed
-67 of 520 that succeed through one systematic wrong step, which fail@128 alone would mostly have kept.
+Departure (`max_log10_p`, arithmetic only): fail@k only bounds a problem's per-sample success p below
+about 1/k, while Hard-Only draws tens of thousands of samples. With `max_log10_p` set, two estimates of p
+screen the pool first, and the fail@k passes run on what is left:
+1. `solution_logprobs`: the probability of writing the canonical worked solution exactly, a lower bound on
+   p, from one forward pass;
+2. `success_estimates`: `estimate_k` sampled scratchpads, each cut where the final value starts, times the
+   exact probability of then writing the right final value: an unbiased estimate of p below 1/estimate_k.
+Problems with both below 10^max_log10_p and no sampled success are kept. What each screen kept on each
+model is in docs/world-design.md ("Screening deeper" onward).
 """
 
 from __future__ import annotations
@@ -164,7 +153,7 @@ def solution_logprobs(
     solution of each problem exactly (up to and including its boxed answer), at temperature 1.
 
     A lower bound on the problem's per-sample success: a correct box reached through another text also
-    counts in sampling (on the shipped model, level-3 problems: canonical 0.026 vs sampled 0.086)."""
+    counts in sampling (docs/world-design.md)."""
     import torch
 
     from soar.engine.rloo import token_logprobs

@@ -1,10 +1,10 @@
 """Teacher rewards and the promotion rule (pure functions, hand-checked in tests/test_rewards.py).
 
-Paper (SPEC "Grounded teacher reward", "Promotion"):
+Paper (section "Grounded teacher reward" and "Promotion"):
 - R(X_k) = Acc(student trained on X_k, Q_R) - Acc(baseline student, Q_R), averaged over r student copies.
 - Rhat_t = mean_k R_k; Rbar_t = moving average of Rhat over a window of m steps; promote when Rbar_t > tau:
   k* = argmax_k R_k, the student with the MEDIAN reward among X_k*'s r copies becomes the baseline.
-Choices where the paper is silent (documented in the README):
+Choices where the paper is silent (docs/DESIGN.md):
 - Before m steps exist, Rbar averages the steps there are.
 - After a promotion the window is cleared: later rewards are measured against the new baseline.
 - With an even r the lower of the two middle students is "the median" (the more conservative choice).

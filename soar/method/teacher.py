@@ -1,6 +1,6 @@
 """The teacher's side of SOAR: writing g datasets of n valid question/answer pairs.
 
-Paper (SPEC "Teacher generation"): one fixed prompt, no example questions; a sample is kept only if both
+Paper ("Teacher generation"): one fixed prompt, no example questions; a sample is kept only if both
 tag pairs are present, the answer has `\\boxed{}` and the boxed answer parses with the verifier; invalid
 samples are rejected and resampled until g*n valid pairs exist (RLOO stays unbiased because its
 leave-one-out advantages sum to zero over the valid samples).

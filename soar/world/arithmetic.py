@@ -11,11 +11,11 @@ a variable-length chain in 20 minutes of CPU pretraining (docs/world-design.md):
 
 Results are written most significant digit first, which makes carries the per-step difficulty: to write
 digit j of a+b the model must know whether a carry comes in, and when the columns below sum to exactly 9
-it has to look further down. `lookahead` = the longest such run (RESEARCH-NOTES 3); it is rare in
+it has to look further down. `lookahead` = the longest such run; it is rare in
 uniformly drawn operands (2.6% of steps reach 2, 0.2% reach 3), as hard reasoning is rare in web text.
 A step with look-ahead >= HARD_RUN is "hard". The LEVEL of a problem is its number of hard steps, so
 success compounds (about p_hard^level): the hard set is problems with many hard steps, and problems with
-one or two hard steps among easy ones are the stepping stones (RESEARCH-NOTES 4).
+one or two hard steps among easy ones are the stepping stones (docs/DESIGN.md).
 
 Families (by the operations used): add (all +), sub (all -), mix (+ and -), mul (all *, a one-digit
 multiplier written 0000d; its hard steps are multipliers 6-9, a distractor for the teacher).

@@ -43,10 +43,9 @@ class CorpusConfig:
     student_slip: float = 0.0
     """probability that a solved (student-format) document slips on each HARD step (`extra_carry_op`: one
     extra carry at the bottom of the look-ahead run), later steps building on the slipped value and the box
-    holding the slipped result. The shipped model's second stage used 0.97. 0 = every solved document is
-    right (the m7 checkpoint). Above 0 the base model learns a
-    careless prior: it knows the hard step but takes it only 1 - student_slip of the time, and its own
-    errors propagate, so success compounds as (1 - student_slip)^level (docs/world-design.md)"""
+    holding the slipped result; 0 = every solved document is right. Above 0 the base model learns a careless
+    prior: it has the hard step but takes it rarely, and its errors propagate, so success compounds over
+    hard steps (the shipped model's values: assets/tiny-arith/PROVENANCE.json)"""
     hard_fraction: float = 0.0
     """share of solved documents drawn at a uniformly random level (hard steps forced) instead of with
     uniform operands (where only 2.6% of steps are hard): enough hard steps to learn the slip rate"""

@@ -1,6 +1,6 @@
 """The math world: competition problems in LaTeX (MATH, HARP, OlympiadBench, CHAMP), checked by math-verify.
 
-Prompts follow the paper (SPEC "Teacher generation", "Inner loop"), in our own words:
+Prompts follow the paper ("Teacher generation", "Inner loop"), in our own words:
 - student: the question, then a request for step-by-step reasoning and the final answer in `\\boxed{}`;
   the same prompt serves fail@k screening, the inner loop and evaluation.
 - teacher: one fixed prompt with no example questions, asking for one new multi-step problem from the MATH
