@@ -22,6 +22,7 @@ from soar.core.problems import load_problems
 from soar.engine.model import DEFAULT_MODEL, load_policy
 from soar.engine.rloo import RLOOConfig, cycling_batches, train_rloo
 from soar.engine.sampling import sample
+from soar.engine.setup import Setup
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import make_problem
 
@@ -71,7 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model, tok = load_policy(args.model)
-    max_new = RLOOConfig().max_new_tokens
+    max_new = Setup().max_new_tokens
     res: dict = {
         "machine": platform.processor() or platform.machine(),
         "threads": args.threads,
@@ -90,7 +91,7 @@ def main() -> None:
     res["sample_tok_s_batch256"] = round(bench_sampling(model, tok, 256, max_new))
     problems = load_problems(args.hard)
     cfg = RLOOConfig(steps=args.steps)
-    hist = train_rloo(model, tok, ARITHMETIC, cycling_batches(problems, cfg.batch_size), cfg, seed=0)
+    hist = train_rloo(model, tok, ARITHMETIC, cycling_batches(problems, cfg.batch_size), cfg, 0, max_new)
     update_s = [h["step_s"] - h["sample_s"] for h in hist]
     res["rloo_step_s"] = round(sum(h["step_s"] for h in hist) / len(hist), 3)
     res["rloo_sample_s"] = round(sum(h["sample_s"] for h in hist) / len(hist), 3)

@@ -35,11 +35,15 @@ from soar.core.problems import Problem, load_problems
 from soar.engine.model import DEFAULT_MODEL, clone_model, load_policy
 from soar.engine.rloo import RLOOConfig, cycling_batches, train_rloo
 from soar.engine.sampling import sample
+from soar.engine.setup import Setup
 from soar.jobs.premise import parse_stones, stone_batches
-from soar.method.loop import QR_METRICS, SoarConfig, qr_accuracy
+from soar.method.loop import QR_METRICS, SoarSettings, qr_accuracy
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import make_problem
 from soar.world.verifiers import extract_boxed
+
+MAX_NEW_TOKENS = Setup().max_new_tokens
+"""the default student completion length"""
 
 
 def bins(xs: list[float], width: int) -> list[float]:
@@ -59,7 +63,7 @@ def rloo_config(args, lr: float) -> RLOOConfig:
 
 def curve(model, tok, args, lr: float) -> dict:
     stones = stone_batches(parse_stones(args.stones), args.batch)
-    hist = train_rloo(clone_model(model), tok, ARITHMETIC, stones, rloo_config(args, lr), seed=args.seed)
+    hist = train_rloo(clone_model(model), tok, ARITHMETIC, stones, rloo_config(args, lr), args.seed, MAX_NEW_TOKENS)
     acc = bins([h["accuracy"] for h in hist], args.bin)
     return {"lr": lr, "accuracy_bins": acc, "kl_bins": bins([h["kl"] for h in hist], args.bin)}
 
@@ -67,7 +71,7 @@ def curve(model, tok, args, lr: float) -> dict:
 def self_answered(model, tok, problems: list[Problem], seed: int) -> list[Problem]:
     """The same questions with the model's own temperature-1 answers (unparsable answers kept as "?")."""
     prompts = [ARITHMETIC.student_prompt(p.question) for p in problems]
-    outs = sample(model, tok, prompts, 1, temperature=1.0, max_new_tokens=64, seed=seed)
+    outs = sample(model, tok, prompts, 1, temperature=1.0, max_new_tokens=MAX_NEW_TOKENS, seed=seed)
     return [replace(p, answer=(extract_boxed(o[0].text) or "?").strip()) for p, o in zip(problems, outs, strict=True)]
 
 
@@ -91,16 +95,16 @@ def inner(model, tok, args, lr: float) -> dict:
         name, _, path = spec.partition("=")
         probs = load_problems(path)
         sources[name] = lambda probs=probs: cycling_batches(probs, args.batch)
-    scfg = SoarConfig(qr_metric=args.qr_metric)
+    scfg = SoarSettings(qr_metric=args.qr_metric)
     rng = random.Random(args.seed)
     r: dict[str, list[float]] = {k: [] for k in sources}
     for copy in range(args.copies):
         qr = rng.sample(train, min(args.qr_size, len(train)))
-        base_acc = qr_accuracy(model, tok, ARITHMETIC, qr, scfg, seed=copy)
+        base_acc = qr_accuracy(model, tok, ARITHMETIC, qr, scfg, copy, MAX_NEW_TOKENS)
         for name, make in sources.items():
             student = clone_model(model)
-            train_rloo(student, tok, ARITHMETIC, make(), rloo_config(args, lr), seed=args.seed + 100 + copy)
-            r[name].append(round(qr_accuracy(student, tok, ARITHMETIC, qr, scfg, seed=copy) - base_acc, 4))
+            train_rloo(student, tok, ARITHMETIC, make(), rloo_config(args, lr), args.seed + 100 + copy, MAX_NEW_TOKENS)
+            r[name].append(round(qr_accuracy(student, tok, ARITHMETIC, qr, scfg, copy, MAX_NEW_TOKENS) - base_acc, 4))
     return {
         "lr": lr,
         "R": r,

@@ -31,6 +31,8 @@ class EvalCommandConfig:
     """sampling seeds; the table gives mean ± SD over them"""
     out: str = "runs/eval"
     """folder for per-problem counts (JSONL) and summary.json"""
+    max_new_tokens: int = 64
+    """longest completion"""
     threads: int = 2
     eval: EvalConfig = field(default_factory=EvalConfig)
 
@@ -54,7 +56,7 @@ def _eval(cfg: EvalCommandConfig) -> None:
     out = Path(cfg.out)
     summaries = []
     for seed in cfg.seeds:
-        s, recs = evaluate(model, tok, world, problems, cfg.eval, seed=seed)
+        s, recs = evaluate(model, tok, world, problems, cfg.eval, seed, cfg.max_new_tokens)
         write_jsonl(out / f"per_problem_seed{seed}.jsonl", recs)
         summaries.append({"seed": seed, **s})
     agg = aggregate(summaries)

@@ -70,13 +70,11 @@ def test_make_hard_premise_eval_pipeline(tiny_dir, tmp_path):
         "--set",
         "rloo.group_size=2",
         "--set",
-        "rloo.max_new_tokens=8",
+        "max_new_tokens=8",
         "--set",
         "eval.n=2",
         "--set",
         "eval.ks=1,2",
-        "--set",
-        "eval.max_new_tokens=8",
         "--set",
         "edge_problems=1",
         "--set",
@@ -107,7 +105,7 @@ def test_make_hard_premise_eval_pipeline(tiny_dir, tmp_path):
         "--set",
         "eval.ks=1,2",
         "--set",
-        "eval.max_new_tokens=8",
+        "max_new_tokens=8",
     )
     summary = json.loads((ev / "summary.json").read_text())
     assert len(summary["per_seed"]) == 2 and "pass@2" in summary["mean_sd"]

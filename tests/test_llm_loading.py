@@ -60,8 +60,8 @@ def test_lora_students_share_one_frozen_base_and_train_only_adapters(tiny_dir):
     lora_before = trainable_state(student)
     rng = random.Random(0)
     problems = [make_problem("add", 0, rng) for _ in range(4)]
-    cfg = RLOOConfig(steps=1, batch_size=2, group_size=2, max_new_tokens=8, lr=1e-2)
-    train_rloo(student, tok, ARITHMETIC, cycling_batches(problems, 2), cfg, seed=0)  # runs end to end
+    cfg = RLOOConfig(steps=1, batch_size=2, group_size=2, lr=1e-2)
+    train_rloo(student, tok, ARITHMETIC, cycling_batches(problems, 2), cfg, 0, 8)  # runs end to end
     opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=1e-2)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     rows = [([1, 5, 6], [7, 8, 2], 1.0), ([1, 5, 6], [9, 2], -1.0)]  # (prompt ids, completion ids, advantage)

@@ -57,7 +57,8 @@ def toy(hard_dir, out, **kw) -> SoarConfig:
         window=1,
         threads=1,
         teacher=TeacherConfig(n=3, g=2, max_new_tokens=200, lr=1e-4, warmup=0),
-        inner=RLOOConfig(steps=2, batch_size=2, group_size=2, max_new_tokens=56),
+        inner=RLOOConfig(steps=2, batch_size=2, group_size=2),
+        max_new_tokens=56,
     )
     base.update(kw)
     return SoarConfig(**base)
@@ -70,7 +71,7 @@ def test_qr_metrics_on_the_shipped_careless_model():
     rng = random.Random(3)
     qr = [make_problem("mix", 1, rng) for _ in range(12)]
     acc = {
-        m: qr_accuracy(model, tok, ARITHMETIC, qr, SoarConfig(qr_metric=m, qr_samples=16), seed=0) for m in QR_METRICS
+        m: qr_accuracy(model, tok, ARITHMETIC, qr, SoarConfig(qr_metric=m, qr_samples=16), 0, 64) for m in QR_METRICS
     }
     assert all(0.0 <= a <= 1.0 for a in acc.values())
     assert acc["sampled"] < acc["partial_sampled"]  # a wrong final box still earns the steps before the slip

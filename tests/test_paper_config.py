@@ -47,7 +47,6 @@ TINY_SIZES = [
     "hardset.pool_format=math",
     "hardset.k=2",
     "hardset.chunk=2",
-    "hardset.max_new_tokens=8",
     "seeds=[0]",
     "questions=2",
     "vendi_size=2",
@@ -57,7 +56,6 @@ TINY_SIZES = [
     "soar.r=1",
     "soar.qr_size=2",
     "soar.intrinsic_samples=2",
-    "soar.eval_max_new_tokens=8",
     "soar.teacher.n=2",
     "soar.teacher.g=2",
     "soar.teacher.groups=1",
@@ -65,15 +63,13 @@ TINY_SIZES = [
     "soar.inner.steps=1",
     "soar.inner.batch_size=2",
     "soar.inner.group_size=2",
-    "soar.inner.max_new_tokens=8",
     "student.rloo.steps=2",
     "student.synthetic_steps=1",
     "student.rloo.batch_size=2",
     "student.rloo.group_size=2",
-    "student.rloo.max_new_tokens=8",
     "eval.n=2",
     "eval.ks=[1,2]",
-    "eval.max_new_tokens=8",
+    "max_new_tokens=8",
 ]
 
 

@@ -49,12 +49,11 @@ def toy_run(hard_dir, out, **kw) -> RunConfig:
             window=1,
             intrinsic_samples=2,
             teacher=TeacherConfig(n=2, g=2, max_new_tokens=200),
-            inner=RLOOConfig(steps=1, batch_size=2, group_size=2, max_new_tokens=56),
+            inner=RLOOConfig(steps=1, batch_size=2, group_size=2),
         ),
-        student=StudentConfig(
-            synthetic_steps=1, rloo=RLOOConfig(steps=2, batch_size=2, group_size=2, max_new_tokens=56)
-        ),
-        eval=EvalConfig(n=2, ks=(1, 2), max_new_tokens=56),
+        student=StudentConfig(synthetic_steps=1, rloo=RLOOConfig(steps=2, batch_size=2, group_size=2)),
+        eval=EvalConfig(n=2, ks=(1, 2)),
+        max_new_tokens=56,
     )
     base.update(kw)
     return RunConfig(**base)
@@ -106,6 +105,6 @@ def test_ps_is_the_promoted_student_with_the_best_acc_ties_to_the_later(monkeypa
 
     accs = iter([0.02, 0.01, 0.02, 0.0])
     monkeypatch.setattr(run_mod, "load_policy", lambda path, opts=None: (path, None))
-    monkeypatch.setattr(run_mod, "qr_accuracy", lambda model, tok, world, probs, cfg, seed: next(accs))
+    monkeypatch.setattr(run_mod, "qr_accuracy", lambda model, tok, world, probs, cfg, seed, max_new: next(accs))
     promos = [{"student_dir": f"ps{i}"} for i in range(4)]
     assert run_mod.best_promoted(promos, None, ARITHMETIC, [], RunConfig()) == "ps2"

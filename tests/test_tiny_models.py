@@ -94,8 +94,8 @@ def test_rloo_raises_reward_on_a_trivial_task(tiny):
     world = World("seven", ARITHMETIC.student_prompt, ARITHMETIC.is_equal, "")
     problems = [Problem("t", 0, str(i), "7") for i in range(20)]
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    cfg = RLOOConfig(steps=30, batch_size=4, group_size=8, lr=5e-3, max_new_tokens=6, kl_coef=0.001)
-    hist = train_rloo(model, tok, world, cycling_batches(problems, 4), cfg, seed=0)
+    cfg = RLOOConfig(steps=30, batch_size=4, group_size=8, lr=5e-3, kl_coef=0.001)
+    hist = train_rloo(model, tok, world, cycling_batches(problems, 4), cfg, 0, 6)
     first = sum(h["accuracy"] for h in hist[:5]) / 5
     last = sum(h["accuracy"] for h in hist[-5:]) / 5
     print("accuracy first 5 / last 5 steps:", first, last)
@@ -117,9 +117,9 @@ def test_nan_loss_stops_with_a_clear_message(tiny, monkeypatch):
 
     monkeypatch.setattr(soar.engine.rloo, "token_logprobs", poisoned)
     problems = [Problem("t", 0, "1", "1")]
-    cfg = RLOOConfig(steps=1, batch_size=1, group_size=2, max_new_tokens=3, kl_coef=0.0)
+    cfg = RLOOConfig(steps=1, batch_size=1, group_size=2, kl_coef=0.0)
     with pytest.raises(FloatingPointError, match="RLOO loss became nan"):
-        train_rloo(model, tok, ARITHMETIC, cycling_batches(problems, 1), cfg, seed=0)
+        train_rloo(model, tok, ARITHMETIC, cycling_batches(problems, 1), cfg, 0, 3)
 
 
 def test_nan_weights_stop_sampling_with_a_clear_message(tiny):

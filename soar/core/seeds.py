@@ -32,6 +32,12 @@ EDGE_TABLE = 1234
 """the premise's edge-of-learnability problems"""
 
 
+FAIL_PASS = (1, 2)
+"""`soar make-hard`: its first and second fail@k passes sample with `seed + FAIL_PASS[i]`"""
+ESTIMATE = 3
+"""`soar make-hard`: the success-estimate scratchpads sample with `seed + ESTIMATE`"""
+
+
 def eval_seed(student_seed: int) -> int:
     """The held-out evaluation of student seed s: a stream apart from its training seed s."""
     return 10_000 + student_seed

@@ -27,8 +27,6 @@ class EvalConfig:
     """the k of pass@k (each <= n)"""
     temperature: float = 1.0
     """sampling temperature"""
-    max_new_tokens: int = 64
-    """longest completion"""
     greedy: bool = True
     """also decode greedily once per problem"""
     batch_size: int = 256
@@ -83,15 +81,16 @@ def evaluate(
     world: World,
     problems: list[Problem],
     cfg: EvalConfig,
-    seed: int = 0,
+    seed: int,
+    max_new_tokens: int,
 ) -> tuple[dict, list[dict]]:
     """(summary, per-problem records). Summary keys: `pass@k`, `greedy`, `solved` (problems with >= 1
     correct sample), `n_problems`."""
     counts = correct_counts(
-        model, tokenizer, world, problems, cfg.n, cfg.temperature, cfg.max_new_tokens, seed, cfg.batch_size
+        model, tokenizer, world, problems, cfg.n, cfg.temperature, max_new_tokens, seed, cfg.batch_size
     )
     greedy = (
-        greedy_correct(model, tokenizer, world, problems, cfg.max_new_tokens, cfg.batch_size)
+        greedy_correct(model, tokenizer, world, problems, max_new_tokens, cfg.batch_size)
         if cfg.greedy
         else [False] * len(problems)
     )

@@ -128,8 +128,6 @@ class RLOOConfig:
     """max gradient norm (0 = off)"""
     temperature: float = 1.0
     """sampling temperature"""
-    max_new_tokens: int = 64
-    """longest completion"""
     kl_coef: float = 0.001
     """KL penalty to the frozen start policy (paper: 0.001); 0 skips the reference forward pass"""
     micro_batch: int = 128
@@ -206,6 +204,7 @@ def train_rloo(
     batches: BatchFn,
     cfg: RLOOConfig,
     seed: int,
+    max_new_tokens: int,
     on_step: Callable[[int, dict], None] | None = None,
     progress: bool = False,
 ) -> list[dict]:
@@ -239,7 +238,7 @@ def train_rloo(
             prompts,
             cfg.group_size,
             temperature=cfg.temperature,
-            max_new_tokens=cfg.max_new_tokens,
+            max_new_tokens=max_new_tokens,
             seed=rng.randrange(2**31),
         )
         rewards = score(world, samples, [p.answer for p in problems], cfg.shaping)  # (B, G)

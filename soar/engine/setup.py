@@ -20,6 +20,9 @@ class Setup:
     """device, dtype, gradient checkpointing and LoRA of every model the command loads"""
     hard_dir: str = "data/hard"
     """folder with the fail@k train.jsonl / test.jsonl"""
+    max_new_tokens: int = 64
+    """longest student completion, everywhere a student writes one: screening, training, Q_R, evaluation
+    (paper 1024; a worked solution of the arithmetic world is about 49 tokens)"""
     threads: int = 2
     """torch CPU threads"""
 

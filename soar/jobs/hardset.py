@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from soar.core import seeds
 from soar.core.config import to_dict
 from soar.core.io import atomic_write_text
 from soar.core.problems import Problem, save_problems
@@ -72,7 +73,6 @@ class HardSetSettings:
     rescreen: bool = True
     """screen the survivors a second time with fresh samples"""
     temperature: float = 1.0
-    max_new_tokens: int = 64
     seed: int = 0
     """seeds the pool, the sampling and the split"""
     train_fraction: float = 0.5
@@ -100,6 +100,8 @@ class HardSetConfig(HardSetSettings):
     """device, dtype of the model"""
     out: str = "data/hard"
     """folder for train.jsonl, test.jsonl and manifest.json"""
+    max_new_tokens: int = 64
+    """longest student completion"""
     threads: int = 2
 
     def __post_init__(self) -> None:
@@ -254,10 +256,10 @@ def make_hard(cfg: HardSetConfig, world: World | None = None) -> dict:
         )
         return [p for p, f in zip(problems, fail, strict=True) if f]
 
-    hard = fail_pass(deep, cfg.seed + 1, "fail@k pass 1")
+    hard = fail_pass(deep, cfg.seed + seeds.FAIL_PASS[0], "fail@k pass 1")
     n_first = len(hard)
     if cfg.rescreen and hard:
-        hard = fail_pass(hard, cfg.seed + 2, "fail@k pass 2")
+        hard = fail_pass(hard, cfg.seed + seeds.FAIL_PASS[1], "fail@k pass 2")
     counts = {
         "pool": len(pool),
         "solution_bound_below_max_log10_p": n_bound,
@@ -292,7 +294,7 @@ def draw_pool(cfg: HardSetSettings, rng: random.Random) -> tuple[list[Problem], 
 
 
 def estimate_screen(
-    model, tokenizer, world: World, pool: list[Problem], cfg: HardSetSettings
+    model, tokenizer, world: World, pool: list[Problem], cfg: HardSetConfig
 ) -> tuple[list[Problem], int]:
     """Keep the problems whose canonical-solution bound and unbiased success estimate are both below
     10^max_log10_p and that no estimate scratchpad solved; returns (kept, how many passed the bound)."""
@@ -300,7 +302,7 @@ def estimate_screen(
     bound = solution_logprobs(model, tokenizer, world, pool)  # a lower bound on log p
     below = [(p, lb) for p, lb in zip(pool, bound, strict=True) if lb < limit]
     est, hits = success_estimates(
-        model, tokenizer, world, [p for p, _ in below], cfg.estimate_k, cfg.seed + 3, cfg.max_new_tokens
+        model, tokenizer, world, [p for p, _ in below], cfg.estimate_k, cfg.seed + seeds.ESTIMATE, cfg.max_new_tokens
     )
     kept = [
         Problem(

@@ -38,6 +38,7 @@ def run_grid(
     world: World,
     test: list[Problem],
     eval_cfg: EvalConfig,
+    max_new_tokens: int,
 ) -> list[dict]:
     """Train and evaluate every (arm, seed) not yet in `out/results.jsonl`; returns all result rows."""
     results = out / "results.jsonl"
@@ -53,7 +54,7 @@ def run_grid(
             model, history = trained
             if history:
                 write_jsonl(out / f"train_{arm}_seed{seed}.jsonl", history)
-            summary, records = evaluate(model, tokenizer, world, test, eval_cfg, seed=seeds.eval_seed(seed))
+            summary, records = evaluate(model, tokenizer, world, test, eval_cfg, seeds.eval_seed(seed), max_new_tokens)
             write_jsonl(out / f"eval_{arm}_seed{seed}.jsonl", records)
             append_jsonl(results, [{"arm": arm, "seed": seed, **summary, "seconds": round(time.time() - t0, 1)}])
             top = eval_cfg.ks[-1]

@@ -105,9 +105,9 @@ class RunConfig(Setup):
             raise ValueError(f"unknown arms {bad}; valid: {list(ARMS)}")
 
 
-def sample_questions(teacher, tokenizer, world: World, count: int, cfg: SoarSettings, seed: int) -> list[Problem]:
+def sample_questions(teacher, tokenizer, world: World, count: int, cfg: RunConfig, seed: int) -> list[Problem]:
     """`count` valid question/answer pairs from a teacher (Base-T / Grounded-T / Intrinsic-T)."""
-    ds, _ = write_datasets(teacher, tokenizer, world, replace(cfg.teacher, n=count), 1, seed, cfg.eval_max_new_tokens)
+    ds, _ = write_datasets(teacher, tokenizer, world, replace(cfg.soar.teacher, n=count), 1, seed, cfg.max_new_tokens)
     return as_problems(ds[0], world.classify)
 
 
@@ -119,6 +119,7 @@ def train_student(
     synthetic: list[Problem] | None,
     cfg: StudentConfig,
     seed: int,
+    max_new_tokens: int,
 ):
     """A fresh copy of `base` trained for cfg.rloo.steps: Hard-Only when `synthetic` is None."""
     bs = cfg.rloo.batch_size
@@ -130,7 +131,7 @@ def train_student(
     else:
         batches = cycling_batches(synthetic + hard_train, bs)
     student = clone_model(base)
-    history = train_rloo(student, tokenizer, world, batches, cfg.rloo, seed=seed, progress=True)
+    history = train_rloo(student, tokenizer, world, batches, cfg.rloo, seed, max_new_tokens, progress=True)
     return student, history
 
 
@@ -160,7 +161,7 @@ def teacher_config(cfg: RunConfig, name: str) -> SoarConfig:
     """The SoarConfig of the main job's teacher run `name` (a key of TEACHER_RUNS) in `cfg.out/name`; a run
     started from it elsewhere (e.g. a parallel worker) is resumed, not redone, by `run_main`."""
     tdir = Path(cfg.out) / name
-    setup = {f: getattr(cfg, f) for f in ("model", "world", "load", "hard_dir", "threads")}
+    setup = {f: getattr(cfg, f) for f in ("model", "world", "load", "hard_dir", "max_new_tokens", "threads")}
     resume = (tdir / "config.yaml").exists()
     return extend(cfg.soar, SoarConfig, **setup, out=str(tdir), reward=TEACHER_RUNS[name], resume=resume)
 
@@ -174,7 +175,7 @@ def run_main(cfg: RunConfig, world: World | None = None) -> dict:
     # 1. Hard sets.
     if cfg.make_hard and not (Path(cfg.hard_dir) / "train.jsonl").exists():
         print(f"hard sets: screening {cfg.hardset.pool_file or 'the generator'} with fail@{cfg.hardset.k}")
-        setup = {f: getattr(cfg, f) for f in ("model", "world", "load", "threads")}
+        setup = {f: getattr(cfg, f) for f in ("model", "world", "load", "max_new_tokens", "threads")}
         make_hard(extend(cfg.hardset, HardSetConfig, **setup, out=cfg.hard_dir))
     hard_train = load_problems(Path(cfg.hard_dir) / "train.jsonl")
     hard_test = load_problems(Path(cfg.hard_dir) / "test.jsonl")
@@ -198,7 +199,7 @@ def run_main(cfg: RunConfig, world: World | None = None) -> dict:
         if arm == "base":
             return base, []
         if arm == "hard_only":
-            return train_student(base, tokenizer, world, hard_train, None, cfg.student, seed)
+            return train_student(base, tokenizer, world, hard_train, None, cfg.student, seed, cfg.max_new_tokens)
         if arm == "ps":
             if not promos:
                 print("PS: no promotion happened in the SOAR run; nothing to evaluate")
@@ -209,9 +210,9 @@ def run_main(cfg: RunConfig, world: World | None = None) -> dict:
         if not qsets.get(arm):
             print(f"{ARM_NAMES[arm]}: empty question set; skipped")
             return None
-        return train_student(base, tokenizer, world, hard_train, qsets[arm], cfg.student, seed)
+        return train_student(base, tokenizer, world, hard_train, qsets[arm], cfg.student, seed, cfg.max_new_tokens)
 
-    results = run_grid(out, cfg.arms, cfg.seeds, train, tokenizer, world, hard_test, cfg.eval)
+    results = run_grid(out, cfg.arms, cfg.seeds, train, tokenizer, world, hard_test, cfg.eval, cfg.max_new_tokens)
 
     # 5. Report.
     table = summarize(results)
@@ -262,9 +263,7 @@ def question_sets(
         path = Path(cfg.out) / "questions" / f"{arm}.jsonl"
         if not path.exists():
             teacher = base if src is None else teachers[src].teacher(cfg.load)[0]
-            save_problems(
-                path, sample_questions(teacher, tokenizer, world, cfg.questions, cfg.soar, seeds.QUESTION_SETS)
-            )
+            save_problems(path, sample_questions(teacher, tokenizer, world, cfg.questions, cfg, seeds.QUESTION_SETS))
         qsets[arm] = load_problems(path)
     pq = teachers["soar"].pq()
     if pq:
@@ -279,7 +278,7 @@ def best_promoted(promos: list[dict], tokenizer, world: World, hard_train: list[
     best, best_acc = None, float("-inf")
     for p in promos:
         model, _ = load_policy(p["student_dir"], opts=cfg.load)
-        acc = qr_accuracy(model, tokenizer, world, hard_train, cfg.soar, seed=seeds.PS_SELECTION)
+        acc = qr_accuracy(model, tokenizer, world, hard_train, cfg.soar, seeds.PS_SELECTION, cfg.max_new_tokens)
         print(f"PS candidate {p['student_dir']}: Acc on the hard train set {acc:.4f} ({cfg.soar.qr_metric})")
         if acc >= best_acc:
             best, best_acc = model, acc

@@ -55,6 +55,8 @@ class PremiseConfig:
     """problems per family/level cell of the edge table (0 = skip it, e.g. in a parallel worker)"""
     rloo: RLOOConfig = field(default_factory=RLOOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    max_new_tokens: int = 64
+    """longest student completion (training and evaluation)"""
     threads: int = 2
 
 
@@ -84,11 +86,11 @@ def edge_table(model, tokenizer, cfg: PremiseConfig) -> list[dict]:
     """Base pass@1 / pass@32 and greedy accuracy for every family and level."""
     rng = random.Random(seeds.EDGE_TABLE)
     rows = []
-    ecfg = EvalConfig(n=cfg.eval.n, ks=(1, cfg.eval.n), max_new_tokens=cfg.eval.max_new_tokens)
+    ecfg = EvalConfig(n=cfg.eval.n, ks=(1, cfg.eval.n))
     for fam in FAMILIES:
         for lvl in LEVELS[fam]:
             probs = [make_problem(fam, lvl, rng) for _ in range(cfg.edge_problems)]
-            s, _ = evaluate(model, tokenizer, ARITHMETIC, probs, ecfg, seed=rng.randrange(2**31))
+            s, _ = evaluate(model, tokenizer, ARITHMETIC, probs, ecfg, rng.randrange(2**31), cfg.max_new_tokens)
             rows.append({"family": fam, "level": lvl, **s})
     return rows
 
@@ -115,9 +117,11 @@ def run_premise(cfg: PremiseConfig) -> dict:
         hard = cycling_batches(train, cfg.rloo.batch_size)
         batches = hard if arm == "hard_only" else phased(stones, cfg.curriculum_steps, hard)
         print(f"[seed {seed}] training {arm} for {cfg.rloo.steps} steps")
-        return model, train_rloo(model, tokenizer, ARITHMETIC, batches, cfg.rloo, seed=seed, progress=True)
+        return model, train_rloo(
+            model, tokenizer, ARITHMETIC, batches, cfg.rloo, seed, cfg.max_new_tokens, progress=True
+        )
 
-    results = run_grid(out, ARMS, cfg.seeds, train_arm, tokenizer, ARITHMETIC, test, cfg.eval)
+    results = run_grid(out, ARMS, cfg.seeds, train_arm, tokenizer, ARITHMETIC, test, cfg.eval, cfg.max_new_tokens)
     edge = json.loads((out / "edge.json").read_text()) if (out / "edge.json").exists() else []
     return write_report(cfg, results, edge)
 

@@ -69,8 +69,6 @@ class SoarSettings:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     inner: RLOOConfig = field(default_factory=_inner_default)
     """the students' RLOO (paper: 10 steps, batch 8, group 32, lr 1e-5; here group 8, lr 5e-5)"""
-    eval_max_new_tokens: int = 64
-    """longest student completion when scoring Q_R and in the teacher's answer turn"""
     seed: int = 0
     """the teacher run's seed (every draw of step t derives from it: soar.core.seeds)"""
     save_teacher_every: int = 0
@@ -106,10 +104,12 @@ class SoarConfig(SoarSettings, Setup):
             raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
 
 
-def qr_accuracy(model, tokenizer, world: World, problems: list[Problem], cfg: SoarSettings, seed: int) -> float:
+def qr_accuracy(
+    model, tokenizer, world: World, problems: list[Problem], cfg: SoarSettings, seed: int, max_new_tokens: int
+) -> float:
     """Acc(student, Q_R) by `cfg.qr_metric`."""
     if cfg.qr_metric == "greedy":
-        counts = correct_counts(model, tokenizer, world, problems, 1, 0.0, cfg.eval_max_new_tokens, seed)
+        counts = correct_counts(model, tokenizer, world, problems, 1, 0.0, max_new_tokens, seed)
         return sum(counts) / len(problems)
     if cfg.qr_metric in ("partial", "partial_sampled"):
         if world.partial_credit is None:
@@ -121,12 +121,12 @@ def qr_accuracy(model, tokenizer, world: World, problems: list[Problem], cfg: So
             [world.student_prompt(p.question) for p in problems],
             1 if greedy else cfg.qr_samples,
             temperature=0.0 if greedy else 1.0,
-            max_new_tokens=cfg.eval_max_new_tokens,
+            max_new_tokens=max_new_tokens,
             seed=seed,
         )
         credit = [world.partial_credit(p.question, s.text) for p, row in zip(problems, out, strict=True) for s in row]
         return sum(credit) / len(credit)
-    counts = correct_counts(model, tokenizer, world, problems, cfg.qr_samples, 1.0, cfg.eval_max_new_tokens, seed)
+    counts = correct_counts(model, tokenizer, world, problems, cfg.qr_samples, 1.0, max_new_tokens, seed)
     return sum(counts) / (len(problems) * cfg.qr_samples)
 
 
@@ -151,7 +151,7 @@ def train_on_dataset(
     problems: list[Problem],
     qr: list[Problem],
     base_acc: float,
-    cfg: SoarSettings,
+    cfg: SoarConfig,
     t: int,
     k: int,
 ) -> DatasetResult:
@@ -160,18 +160,27 @@ def train_on_dataset(
     for j in range(cfg.r):
         student = clone_model(baseline)
         batches = cycling_batches(problems, cfg.inner.batch_size)
-        train_rloo(student, tokenizer, world, batches, cfg.inner, seed=seeds.derive(cfg.seed, t, seeds.STUDENT, k, j))
-        accs.append(qr_accuracy(student, tokenizer, world, qr, cfg, seeds.derive(cfg.seed, t, seeds.QR_SCORE)))
+        train_rloo(
+            student,
+            tokenizer,
+            world,
+            batches,
+            cfg.inner,
+            seeds.derive(cfg.seed, t, seeds.STUDENT, k, j),
+            cfg.max_new_tokens,
+        )
+        qr_seed = seeds.derive(cfg.seed, t, seeds.QR_SCORE)
+        accs.append(qr_accuracy(student, tokenizer, world, qr, cfg, qr_seed, cfg.max_new_tokens))
         states.append(trainable_state(student))
         del student
     return DatasetResult(dataset_reward(accs, base_acc), [a - base_acc for a in accs], states)
 
 
-def intrinsic_reward(baseline, tokenizer, world: World, problems: list[Problem], cfg: SoarSettings, t: int, k: int):
+def intrinsic_reward(baseline, tokenizer, world: World, problems: list[Problem], cfg: SoarConfig, t: int, k: int):
     """Intrinsic-T: R_k = the learnability of X_k for the baseline student (no inner training)."""
     n = cfg.intrinsic_samples
     seed = seeds.derive(cfg.seed, t, seeds.INTRINSIC, k)
-    counts = correct_counts(baseline, tokenizer, world, problems, n, 1.0, cfg.eval_max_new_tokens, seed)
+    counts = correct_counts(baseline, tokenizer, world, problems, n, 1.0, cfg.max_new_tokens, seed)
     reward = learnability_reward([c / n for c in counts])
     return DatasetResult(reward, [reward])
 
@@ -258,12 +267,14 @@ def outer_step(run: Run, t: int) -> tuple[dict, list[dict]]:
     t0 = time.time()
     # 1. Q_R: fresh hard-train problems, and the baseline student's accuracy on them.
     qr = random.Random(seeds.derive(cfg.seed, t, seeds.QR_DRAW)).sample(run.hard_train, cfg.qr_size)
-    base_acc = qr_accuracy(student.model, tok, world, qr, cfg, seeds.derive(cfg.seed, t, seeds.QR_SCORE))
+    base_acc = qr_accuracy(
+        student.model, tok, world, qr, cfg, seeds.derive(cfg.seed, t, seeds.QR_SCORE), cfg.max_new_tokens
+    )
 
     # 2. The teacher writes groups x g datasets X_k of n valid pairs.
     teacher_seed = seeds.derive(cfg.seed, t, seeds.TEACHER)
     datasets, gen_stats = write_datasets(
-        run.teacher.model, tok, world, tcfg, tcfg.groups * tcfg.g, teacher_seed, cfg.eval_max_new_tokens
+        run.teacher.model, tok, world, tcfg, tcfg.groups * tcfg.g, teacher_seed, cfg.max_new_tokens
     )
     problem_sets = [as_problems(ds, world.classify) for ds in datasets]
 
