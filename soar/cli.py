@@ -10,6 +10,7 @@ from pathlib import Path
 
 from soar.core.config import ConfigError, ConfigMismatch, dump_config, load_config
 from soar.core.io import DataError
+from soar.core.lock import RunLocked
 from soar.engine.evaluate import EvalConfig
 from soar.engine.model import DEFAULT_MODEL, LoadConfig
 from soar.method.teacher import TeacherFormatError
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"soar {args.command}: --resume uses {saved}; drop --config", file=sys.stderr)
             return 2
         args.config = str(saved)
-        args.set = [*args.set, "resume=true"]
+        args.set = [*args.set, "resume=true", f"out={resume}"]
     try:
         cfg = load_config(cls, args.config, args.set)
     except ConfigError as e:
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         result = fn(cfg)
-    except (DataError, FileNotFoundError, FileExistsError, ConfigMismatch, TeacherFormatError) as e:
+    except (DataError, FileNotFoundError, FileExistsError, ConfigMismatch, TeacherFormatError, RunLocked) as e:
         print(f"soar {args.command}: {e}", file=sys.stderr)
         return 2
     except FloatingPointError as e:

@@ -137,8 +137,9 @@ class ConfigMismatch(RuntimeError):
     """`--resume` with a config that differs from the one the run started with."""
 
 
-def check_same_config(saved_path: str | Path, cfg: Any, ignore: tuple[str, ...] = ("resume", "threads")) -> None:
-    """Refuse to resume a run whose saved config (YAML) differs from `cfg` outside `ignore`."""
+def check_same_config(saved_path: str | Path, cfg: Any, ignore: tuple[str, ...] = ("resume", "threads", "out")) -> None:
+    """Refuse to resume a run whose saved config (YAML) differs from `cfg` outside `ignore` (`out` is where the
+    folder is now: a moved or copied run folder resumes where it lies)."""
     saved_path = Path(saved_path)
     if not saved_path.exists():
         raise FileNotFoundError(f"nothing to resume: {saved_path} does not exist")

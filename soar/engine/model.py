@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -221,7 +221,7 @@ def _load_adapter(path: Path, device: str, dtype, opts: LoadConfig | None):
     from peft import PeftModel
 
     base_spec = json.loads((path / "soar_base.json").read_text())["base"]
-    base_opts = LoadConfig(**{**(opts or LoadConfig()).__dict__, "lora": LoraSettings()})
+    base_opts = replace(opts or LoadConfig(), lora=LoraSettings())
     if opts is None:
         base_opts.device, base_opts.dtype = device, str(dtype or torch.float32).removeprefix("torch.")
     base, _ = load_policy(base_spec, opts=base_opts)

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from soar.core import seeds
 from soar.core.config import to_dict
 from soar.core.io import atomic_write_text
+from soar.core.lock import run_lock
 from soar.core.problems import Problem, save_problems
 from soar.engine.evaluate import correct_counts
 from soar.engine.model import DEFAULT_MODEL, LoadConfig, load_policy
@@ -239,7 +240,13 @@ def _portable(path: str) -> str:
 
 def make_hard(cfg: HardSetConfig, world: World | None = None) -> dict:
     """Draw or load the pool, screen it (estimates when `max_log10_p` is set, then fail@k once or twice), split
-    it and write train.jsonl, test.jsonl and manifest.json to `cfg.out`; returns the manifest."""
+    it and write train.jsonl, test.jsonl and manifest.json to `cfg.out` (locked throughout); returns the
+    manifest."""
+    with run_lock(cfg.out):
+        return _make_hard(cfg, world)
+
+
+def _make_hard(cfg: HardSetConfig, world: World | None) -> dict:
     import torch
 
     torch.set_num_threads(cfg.threads)

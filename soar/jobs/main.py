@@ -31,6 +31,7 @@ import torch
 from soar.core import seeds
 from soar.core.config import check_same_config, dump_config, extend
 from soar.core.io import atomic_write_text
+from soar.core.lock import run_lock
 from soar.core.problems import Problem, load_problems, save_problems
 from soar.engine.embed import ngram_embeddings
 from soar.engine.evaluate import EvalConfig
@@ -167,7 +168,13 @@ def teacher_config(cfg: RunConfig, name: str) -> SoarConfig:
 
 
 def run_main(cfg: RunConfig, world: World | None = None) -> dict:
-    """The main job, resumable at every stage; returns the pass@k table (arm -> metric -> (mean, SD))."""
+    """The main job, resumable at every stage, its folder locked throughout; returns the pass@k table (arm ->
+    metric -> (mean, SD))."""
+    with run_lock(cfg.out):
+        return _main_job(cfg, world)
+
+
+def _main_job(cfg: RunConfig, world: World | None) -> dict:
     torch.set_num_threads(cfg.threads)
     out = open_main_folder(cfg)
     t_start = time.time()
@@ -225,7 +232,7 @@ def open_main_folder(cfg: RunConfig) -> Path:
     """Create the main job's folder, or check a resumed one's config (the analysis keys may change)."""
     out = Path(cfg.out)
     if cfg.resume:
-        check_same_config(out / "config.yaml", cfg, ignore=("resume", "threads", *ANALYSIS_KEYS))
+        check_same_config(out / "config.yaml", cfg, ignore=("resume", "threads", "out", *ANALYSIS_KEYS))
         dump_config(replace(cfg, resume=False), out / "config.yaml")  # the analysis keys of the latest report
     elif (out / "config.yaml").exists():
         raise FileExistsError(

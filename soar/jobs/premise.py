@@ -20,6 +20,7 @@ import torch
 from soar.core import seeds
 from soar.core.config import dump_config
 from soar.core.io import atomic_write_text
+from soar.core.lock import run_lock
 from soar.core.problems import Problem, load_problems
 from soar.engine.evaluate import EvalConfig, evaluate
 from soar.engine.model import DEFAULT_MODEL, clone_model, load_policy
@@ -96,7 +97,13 @@ def edge_table(model, tokenizer, cfg: PremiseConfig) -> list[dict]:
 
 
 def run_premise(cfg: PremiseConfig) -> dict:
-    """The edge table, then every (arm, seed) of Hard-Only vs the oracle curriculum; resumable."""
+    """The edge table, then every (arm, seed) of Hard-Only vs the oracle curriculum; resumable, its folder
+    locked throughout."""
+    with run_lock(cfg.out):
+        return _premise(cfg)
+
+
+def _premise(cfg: PremiseConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

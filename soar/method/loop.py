@@ -21,6 +21,7 @@ import torch
 
 from soar.core import seeds
 from soar.core.config import ConfigMismatch, to_dict
+from soar.core.lock import run_lock
 from soar.core.problems import Problem, load_problems
 from soar.engine.evaluate import correct_counts
 from soar.engine.model import clone_model, frozen, load_policy, load_trainable_state, trainable_state
@@ -365,7 +366,13 @@ def scalars(metrics: dict, state: RunState) -> dict[str, float]:
 # The driver
 def run_soar(cfg: SoarConfig, world: World | None = None, on_step=None, progress: bool = True) -> Path:
     """Train the teacher for `cfg.outer_steps` outer steps in the run folder `cfg.out`, resuming from its last
-    checkpoint with `cfg.resume`; returns the folder. `on_step(step, metrics)` is called after each step."""
+    checkpoint with `cfg.resume`; returns the folder. `on_step(step, metrics)` is called after each step.
+    The folder is locked for the whole run."""
+    with run_lock(cfg.out):
+        return _train_teacher(cfg, world, on_step, progress)
+
+
+def _train_teacher(cfg: SoarConfig, world: World | None, on_step, progress: bool) -> Path:
     torch.set_num_threads(cfg.threads)
     hard_train = load_problems(Path(cfg.hard_dir) / "train.jsonl")
     if len(hard_train) < cfg.qr_size:

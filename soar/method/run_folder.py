@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 from soar.core.config import check_same_config, dump_config
-from soar.core.io import append_jsonl, atomic_write_text, read_jsonl
+from soar.core.io import DataError, append_jsonl, atomic_write_text, read_jsonl
+from soar.core.lock import LOCK_NAME
 from soar.core.problems import Problem, load_problems, save_problems
 from soar.engine.model import LoadConfig, load_policy, save_policy
 
@@ -59,7 +60,7 @@ class RunFolder:
         """Start a new run (the folder must be empty) or resume one (the saved config must match `cfg`).
         Returns the checkpoint to continue from, or None for a fresh start."""
         if not resume:
-            if self.path.exists() and any(self.path.iterdir()):
+            if self.path.exists() and any(p.name != LOCK_NAME for p in self.path.iterdir()):
                 raise FileExistsError(
                     f"{self.path} already holds a run: pass --set resume=true to continue it, "
                     "or choose another --set out=DIR"
@@ -68,6 +69,7 @@ class RunFolder:
             dump_config(cfg, self.path / "config.yaml")
             return None
         check_same_config(self.path / "config.yaml", cfg)
+        dump_config(cfg, self.path / "config.yaml")  # the same config; `out` says where the folder is now
         ckpt = self.latest_checkpoint()
         if ckpt is None:  # killed before the first checkpoint: start over in the same folder
             self._truncate_logs(0)
@@ -131,7 +133,13 @@ class RunFolder:
 
     # -- reading ---------------------------------------------------------------------------------------
     def load_optim(self, ckpt: Path, opt, sched) -> None:
-        st = torch.load(ckpt / "teacher_optim.pt", weights_only=True)  # never unpickle code from a folder
+        path = ckpt / "teacher_optim.pt"
+        try:
+            st = torch.load(path, weights_only=True)  # tensors and numbers only: a folder never runs code
+        except Exception as e:  # noqa: BLE001 - any unreadable or unsafe file is the same refusal
+            raise DataError(
+                f"{path}: not a checkpoint soar can load safely ({type(e).__name__}); refusing to resume"
+            ) from e
         opt.load_state_dict(st["opt"])
         sched.load_state_dict(st["sched"])
 
