@@ -1,6 +1,9 @@
 """math-verify answer checking: a table of equivalent, non-equivalent, malformed and pathological answers,
 the hard timeout, the shaped reward on math text, and the math world's prompts."""
 
+import subprocess
+import sys
+import threading
 import time
 
 import math_verify  # noqa: F401,E402  (a dev dependency: a missing install fails here, never skips)
@@ -69,7 +72,7 @@ def test_pathological_answer_returns_quickly():
 
 def test_hard_timeout_kills_a_stuck_worker_and_the_next_check_works():
     t0 = time.time()
-    assert _WORKER.call(time.sleep, (60,), timeout=1.0) is None  # a call that would hang: killed
+    assert _WORKER.call("sleep", (60,), timeout=1.0) is None  # a call that would hang: killed
     assert time.time() - t0 < 5
     assert math_equal("\\frac{3}{4}", "0.75") is True  # a fresh worker answers
 
@@ -113,3 +116,32 @@ def test_unknown_world_lists_the_valid_ones():
     with pytest.raises(ValueError, match="valid worlds: arithmetic, math"):
         make_world("chess")
     assert WORLDS == ("arithmetic", "math")
+
+
+SCRIPT = "from soar.world.verifiers import math_equal\nprint(math_equal('\\\\frac{1}{2}', '0.5'))\n"
+"""the issue's two-line script: a top-level call, no `if __name__ == "__main__":` guard"""
+
+
+def test_math_equal_works_from_a_plain_script_and_from_standard_input(tmp_path):
+    script = tmp_path / "check.py"
+    script.write_text(SCRIPT)
+    for args, stdin in (([str(script)], None), (["-"], SCRIPT)):
+        r = subprocess.run([sys.executable, *args], input=stdin, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and r.stdout.strip() == "True", r.stderr[-2000:]
+
+
+def test_math_equal_works_from_threads():
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(math_equal("2x+1", "1+2x"))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == [True, True, True]
+
+
+def test_a_checker_that_cannot_start_is_unscorable_not_an_error(monkeypatch):
+    from soar.world import verifiers
+
+    monkeypatch.setattr(verifiers.sys, "executable", "/nonexistent/python")
+    assert verifiers._Worker().call("verify", ("x", "x", 1), 5.0, startup_timeout=5.0) is None

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import multiprocessing as mp
+import json
 import re
+import select
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,89 +92,55 @@ _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 _CACHE_SIZE = 100_000
 
 
-def _as_math(s: str) -> str:
-    """A bare answer wrapped as inline LaTeX, which math-verify's LaTeX extraction reads."""
-    s = s.strip()
-    return s if s.startswith("$") or s.startswith("\\(") or s.startswith("\\[") else f"${s}$"
-
-
-def _verify(gold: str, predicted: str, soft_timeout: int) -> bool:
-    """math-verify's verdict (runs in the worker process)."""
-    from math_verify import parse, verify
-
-    g = parse(_as_math(gold), parsing_timeout=soft_timeout)
-    p = parse(_as_math(predicted), parsing_timeout=soft_timeout)
-    if not g or not p:
-        return False
-    return bool(verify(g, p, timeout_seconds=soft_timeout))
-
-
-def _parses(answer: str, soft_timeout: int) -> bool:
-    """Does math-verify read a symbolic expression (not just the raw string) from `answer`? (worker)"""
-    from math_verify import parse
-
-    return bool(parse(_as_math(answer), fallback_mode="no_fallback", parsing_timeout=soft_timeout))
-
-
-def _warm() -> bool:
-    import math_verify  # noqa: F401  (the slow import happens once, before any timed call)
-
-    return True
-
-
-def _serve(conn) -> None:
-    """Worker loop: receive (fn, args), send back (ok, value)."""
-    while True:
-        try:
-            fn, args = conn.recv()
-        except (EOFError, OSError):
-            return
-        try:
-            conn.send((True, fn(*args)))
-        except Exception as e:  # a checker error is an answer, not a crash of the worker
-            conn.send((False, repr(e)))
-
-
 class _Worker:
-    """One spawned worker process; `call` returns (ok, value) or None when it timed out or died."""
+    """One checker process (`python -m soar.world.checker`); `call` returns (ok, value), or None when the
+    check timed out, the process died or could not start (the caller then treats the answer as unscorable)."""
 
     def __init__(self) -> None:
-        self.proc = None
-        self.conn = None
+        self.proc: subprocess.Popen | None = None
         self.lock = threading.Lock()
 
     def _start(self, startup_timeout: float) -> None:
-        ctx = mp.get_context("spawn")  # no fork of a process that holds torch threads and a model
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child,), daemon=True, name="soar-math-verify")
-        self.proc.start()
-        child.close()
-        self.conn.send((_warm, ()))
-        if not self.conn.poll(startup_timeout):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "soar.world.checker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # math-verify logs each timeout with its whole input
+            text=True,
+        )
+        if self._ask("warm", (), startup_timeout) is None:
             self._stop()
             raise RuntimeError(f"the math-verify worker did not start within {startup_timeout:.0f} s")
-        self.conn.recv()
+
+    def _ask(self, op: str, args: tuple, timeout: float):
+        assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"op": op, "args": list(args)}) + "\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            return None
+        reply = json.loads(line)
+        return reply["ok"], reply["value"]
 
     def _stop(self) -> None:
         if self.proc is not None:
             self.proc.kill()
-            self.proc.join()
-            self.conn.close()
-        self.proc = self.conn = None
+            self.proc.wait()
+        self.proc = None
 
-    def call(self, fn, args: tuple, timeout: float, startup_timeout: float = 120.0):
+    def call(self, op: str, args: tuple, timeout: float, startup_timeout: float = 120.0):
         with self.lock:
-            if self.proc is None or not self.proc.is_alive():
-                self._stop()
-                self._start(startup_timeout)
             try:
-                self.conn.send((fn, args))
-                if self.conn.poll(timeout):
-                    return self.conn.recv()
-            except (EOFError, OSError, BrokenPipeError):
-                pass
-            self._stop()  # stuck or dead: the next call starts a fresh worker
-            return None
+                if self.proc is None or self.proc.poll() is not None:
+                    self._stop()
+                    self._start(startup_timeout)
+                out = self._ask(op, args, timeout)
+            except (OSError, ValueError, RuntimeError):
+                out = None
+            if out is None:
+                self._stop()  # stuck, dead or never started: the next call starts a fresh worker
+            return out
 
 
 _WORKER = _Worker()
@@ -194,7 +163,7 @@ def math_equal_or_none(gold: str, predicted: str, soft_timeout: int = 3, hard_ti
     if _NUMBER.fullmatch(gold) and _NUMBER.fullmatch(predicted):  # the common case, without the worker
         return Decimal(gold) == Decimal(predicted)
     _require_math_verify()
-    out = _WORKER.call(_verify, (gold, predicted, soft_timeout), hard_timeout)
+    out = _WORKER.call("verify", (gold, predicted, soft_timeout), hard_timeout)
     if out is None:
         return None
     ok, value = out
@@ -211,7 +180,7 @@ def math_parses(answer: str, soft_timeout: int = 3, hard_timeout: float = 15.0) 
     if _NUMBER.fullmatch(answer):
         return True
     _require_math_verify()
-    out = _WORKER.call(_parses, (answer, soft_timeout), hard_timeout)
+    out = _WORKER.call("parses", (answer, soft_timeout), hard_timeout)
     return out is not None and out[0] and bool(out[1])
 
 
