@@ -28,10 +28,28 @@ def teacher_document(question: str, answer: str, reasoning: str = "") -> str:
 
 # The paper's own prompt closes the question with an unslashed <question>; accept both. Reasoning may
 # stand outside the tags, also between them.
-_QA_RE = re.compile(
-    r"<question>((?:(?!</?question>).)*?)(?:</question>|<question>)(?:(?!<question>).)*?<answer>(.*?)</answer>",
-    re.DOTALL,
-)
+_TAGS = re.compile(r"<question>|</question>|<answer>|</answer>")
+
+
+def _first_pair(text: str) -> tuple[str, str] | None:
+    """(question, answer-tag content) of the first `<question>Q</question> ... <answer>A</answer>` in text:
+    Q holds no question tag and ends at the first one (slashed or not); no `<question>` stands between it and
+    `<answer>`; A ends at the first `</answer>`. One scan of the tags, so linear in the text's length."""
+    tags = [(m.start(), m.group()) for m in _TAGS.finditer(text)]
+    for i, (start, tag) in enumerate(tags):
+        if tag != "<question>":
+            continue
+        j = next((k for k in range(i + 1, len(tags)) if tags[k][1] in ("<question>", "</question>")), None)
+        if j is None:
+            return None  # no later question can close either
+        k = next((k for k in range(j + 1, len(tags)) if tags[k][1] in ("<question>", "<answer>")), None)
+        if k is None or tags[k][1] != "<answer>":
+            continue  # another question comes first (or no answer): try the next start
+        end = next((m for m in range(k + 1, len(tags)) if tags[m][1] == "</answer>"), None)
+        if end is None:
+            return None
+        return text[start + len("<question>") : tags[j][0]], text[tags[k][0] + len("<answer>") : tags[end][0]]
+    return None
 
 
 @dataclass(frozen=True)
@@ -48,13 +66,13 @@ def parse_teacher_output(text: str, require_box: bool = True) -> QAPair | None:
     answer-tag content when it holds no `\\boxed{}`."""
     if not text:
         return None
-    m = _QA_RE.search(text)
-    if not m:
+    found = _first_pair(text)
+    if found is None:
         return None
-    question = m.group(1).strip()
-    boxed = extract_boxed(m.group(2))
+    question, answer = found[0].strip(), found[1]
+    boxed = extract_boxed(answer)
     if boxed is None and not require_box:
-        boxed = m.group(2)
+        boxed = answer
     if not question or boxed is None or not boxed.strip():
         return None
     return QAPair(question, boxed.strip())

@@ -20,22 +20,21 @@ BOX = "\\boxed{"
 
 
 def extract_boxed(text: str | None) -> str | None:
-    """Content of the last `\\boxed{...}` in text, with nested braces; None if absent or unclosed."""
+    """Content of the last `\\boxed{...}` in text, with nested braces; None if absent or unclosed. One pass:
+    braces are matched with a stack, then the last box whose brace closes wins."""
     if not text:
         return None
-    start = text.rfind(BOX)
-    while start != -1:
-        i, depth = start + len(BOX), 1
-        while i < len(text):
-            if text[i] == "{":
-                depth += 1
-            elif text[i] == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[start + len(BOX) : i]
-            i += 1
-        # unclosed: try an earlier box
-        start = text.rfind(BOX, 0, start)
+    close: dict[int, int] = {}  # position of "{" -> position of its matching "}"
+    stack: list[int] = []
+    for i, ch in enumerate(text):
+        if ch == "{":
+            stack.append(i)
+        elif ch == "}" and stack:
+            close[stack.pop()] = i
+    starts = [m.end() - 1 for m in re.finditer(re.escape(BOX), text)]  # the box's own "{"
+    for brace in reversed(starts):
+        if brace in close:
+            return text[brace + 1 : close[brace]]
     return None
 
 
