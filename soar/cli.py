@@ -12,33 +12,21 @@ from soar.core.config import ConfigError, ConfigMismatch, dump_config, load_conf
 from soar.core.io import DataError
 from soar.core.lock import RunLocked
 from soar.engine.evaluate import EvalConfig
-from soar.engine.model import DEFAULT_MODEL, LoadConfig
+from soar.engine.setup import ModelSetup
 from soar.method.teacher import TeacherFormatError
-from soar.world import check_world
 
 
 @dataclass
-class EvalCommandConfig:
+class EvalCommandConfig(ModelSetup):
     """`soar eval`: pass@k of one model on a problem set, over seeds."""
 
-    model: str = str(DEFAULT_MODEL)
-    """model: a local directory, a .gguf file, pkg:PACKAGE/FILE or a hub name"""
-    world: str = "arithmetic"
-    """arithmetic | math"""
-    load: LoadConfig = field(default_factory=LoadConfig)
     problems: str = "data/hard/test.jsonl"
     """JSONL problems (question, answer)"""
     seeds: tuple[int, ...] = (0, 1, 2)
     """sampling seeds; the table gives mean ± SD over them"""
     out: str = "runs/eval"
     """folder for per-problem counts (JSONL) and summary.json"""
-    max_new_tokens: int = 64
-    """longest completion"""
-    threads: int = 2
     eval: EvalConfig = field(default_factory=EvalConfig)
-
-    def __post_init__(self) -> None:
-        check_world(self.world)
 
 
 def _eval(cfg: EvalCommandConfig) -> None:

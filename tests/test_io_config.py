@@ -63,7 +63,7 @@ def test_overrides_and_types(tmp_path):
 
 
 def test_bad_values():
-    with pytest.raises(ConfigError, match="expected float"):
+    with pytest.raises(ConfigError, match="expected a number"):
         load_config(Outer, None, ["inner.lr=fast"])
     with pytest.raises(ConfigError, match="key=value"):
         load_config(Outer, None, ["inner.lr"])
@@ -96,3 +96,35 @@ def test_shipped_configs_load(path, kind):
     root = Path(__file__).resolve().parents[1]
     cfg = load_config(RunConfig if kind == "run" else PremiseConfig, root / path)
     assert cfg.out
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("soar.r=3.7", "soar.r: expected an integer, got 3.7"),
+        ("soar.r=true", "soar.r: expected an integer, got True"),
+        ("out=null", "out: expected a string, got None"),
+        ("soar.tau=nan", "soar.tau: expected a finite number"),
+        ("soar.promote=1", "soar.promote: expected true or false"),
+        ("soar.teacher.n=0", "n must be at least 1"),
+        ("threads=0", "threads must be at least 1"),
+        ("seeds=[]", "seeds must name at least one"),
+        ("eval.ks=[]", "ks must name at least one k"),
+        ("soar.teacher.temperature=-1", "temperature must be at least 0"),
+        ("student.synthetic_steps=500", "synthetic_steps \\(500\\) is more than student.rloo.steps"),
+        ("hardset.k=0", "k must be at least 1"),
+        ("soar.report_to=[mlflow]", "unknown backend"),
+    ],
+)
+def test_bad_values_are_refused_before_any_work(override, message):
+    from soar.jobs.main import RunConfig
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(RunConfig, None, [override])
+
+
+def test_strict_scalars_still_read_what_yaml_and_the_command_line_give():
+    from soar.jobs.main import RunConfig
+
+    cfg = load_config(RunConfig, None, ["soar.r=3", "soar.tau=1e-2", "out=2024", "soar.promote=false", "seeds=0,1"])
+    assert (cfg.soar.r, cfg.soar.tau, cfg.out, cfg.soar.promote, cfg.seeds) == (3, 0.01, "2024", False, (0, 1))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -47,20 +48,49 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
         return tuple(seq) if origin is tuple else seq
     if origin is dict or typ is dict:
         return dict(value)
-    if typ is bool:
-        if isinstance(value, str):
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ConfigError(f"{where}: expected a boolean, got {value!r}")
-        return bool(value)
-    if typ in (int, float, str):
-        try:
-            return typ(value)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"{where}: expected {typ.__name__}, got {value!r}") from e
+    if typ in (bool, int, float, str):
+        return _scalar(value, typ, where)
     return value
+
+
+def _scalar(value: Any, typ: type, where: str) -> Any:
+    """A strict scalar: 3.7 is not an int, true is not a number, null is not a string, NaN is not a value."""
+    if typ is bool:
+        words = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in words:
+            return words[value.lower()]
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if typ is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)  # `--set out=2024` reads as a number
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value) if typ is float else int(value)
+        except ValueError:
+            raise ConfigError(
+                f"{where}: expected {'a number' if typ is float else 'an integer'}, got {value!r}"
+            ) from None
+    if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
+        raise ConfigError(f"{where}: expected {'a finite number' if typ is float else 'an integer'}, got {value!r}")
+    if typ is int:
+        if not float(number).is_integer():
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return int(number)
+    return float(number)
+
+
+def at_least(cfg: Any, minimum: float, *names: str) -> None:
+    """Raise ValueError naming the first of `names` whose value in `cfg` is below `minimum`."""
+    for name in names:
+        value = getattr(cfg, name)
+        if value < minimum:
+            raise ValueError(f"{name} must be at least {minimum:g}, got {value!r}")
 
 
 def from_dict(cls: type[T], data: dict, where: str = "config") -> T:

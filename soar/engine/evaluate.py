@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from soar.core.config import at_least
 from soar.core.problems import Problem
 from soar.engine.metrics import mean_pass_at_k, mean_sd
 from soar.engine.sampling import sample
@@ -33,6 +34,10 @@ class EvalConfig:
     """rows per sampling batch"""
 
     def __post_init__(self) -> None:
+        at_least(self, 1, "n", "batch_size")
+        at_least(self, 0, "temperature")
+        if not self.ks:
+            raise ValueError("ks must name at least one k")
         bad = [k for k in self.ks if not 1 <= k <= self.n]
         if bad:
             raise ValueError(f"every k must be in 1..n={self.n}; got {bad}")

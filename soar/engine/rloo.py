@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from soar.core.config import at_least
 from soar.core.problems import Problem
 from soar.engine.sampling import encode_prompts, sample
 from soar.world import World
@@ -139,8 +140,10 @@ class RLOOConfig:
             raise ValueError("RLOO needs group_size >= 2 samples per prompt (leave-one-out baseline)")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        if self.steps < 0 or self.batch_size < 1:
-            raise ValueError("steps must be >= 0 and batch_size >= 1")
+        at_least(self, 0, "steps", "warmup", "temperature", "kl_coef", "grad_clip", "weight_decay")
+        at_least(self, 1, "batch_size", "micro_batch")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be above 0, got {self.lr}")
 
 
 def lr_schedule(total: int, warmup: int, schedule: str = "cosine", floor: float = 0.0) -> Callable[[int], float]:

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from soar.core.config import at_least
 from soar.engine.model import DEFAULT_MODEL, LoadConfig
 from soar.world import check_world
 
 
 @dataclass
-class Setup:
-    """Stated once per command; nested configs never repeat these keys."""
+class ModelSetup:
+    """Which model a command loads, on which world and device; stated once per command."""
 
     model: str = str(DEFAULT_MODEL)
-    """base model of teacher and students: a local directory, a .gguf file, pkg:PACKAGE/FILE or a hub name"""
+    """base model: a local directory, a .gguf file, pkg:PACKAGE/FILE or a hub name"""
     world: str = "arithmetic"
     """arithmetic | math (LaTeX answers checked by math-verify; chat template when the tokenizer has one)"""
     load: LoadConfig = field(default_factory=LoadConfig)
     """device, dtype, gradient checkpointing and LoRA of every model the command loads"""
-    hard_dir: str = "data/hard"
-    """folder with the fail@k train.jsonl / test.jsonl"""
     max_new_tokens: int = 64
     """longest student completion, everywhere a student writes one: screening, training, Q_R, evaluation
     (paper 1024; a worked solution of the arithmetic world is about 49 tokens)"""
@@ -28,3 +27,12 @@ class Setup:
 
     def __post_init__(self) -> None:
         check_world(self.world)
+        at_least(self, 1, "max_new_tokens", "threads")
+
+
+@dataclass
+class Setup(ModelSetup):
+    """The set-up of a command that trains on the hard sets; nested configs never repeat these keys."""
+
+    hard_dir: str = "data/hard"
+    """folder with the fail@k train.jsonl / test.jsonl"""

@@ -27,13 +27,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from soar.core import seeds
-from soar.core.config import to_dict
+from soar.core.config import at_least, to_dict
 from soar.core.io import atomic_write_text
 from soar.core.lock import run_lock
 from soar.core.problems import Problem, save_problems
 from soar.engine.evaluate import correct_counts
-from soar.engine.model import DEFAULT_MODEL, LoadConfig, load_policy
-from soar.world import World, check_world, make_world
+from soar.engine.model import load_policy
+from soar.engine.setup import ModelSetup
+from soar.world import World, make_world
 from soar.world.arithmetic import make_problem
 from soar.world.mathdata import FORMATS, load_math_problems
 
@@ -85,29 +86,26 @@ class HardSetSettings:
     """sampled scratchpads per problem for the success estimate of max_log10_p"""
 
     def __post_init__(self) -> None:
+        at_least(self, 1, "k", "chunk", "pool", "estimate_k")
+        at_least(self, 0, "temperature", "pool_limit")
+        if not 0 < self.train_fraction < 1:
+            raise ValueError(f"train_fraction must be between 0 and 1, got {self.train_fraction}")
+        if not self.levels:
+            raise ValueError("levels must name at least one level")
         if self.pool_format not in FORMATS:
             raise ValueError(f"pool_format must be one of {', '.join(FORMATS)}, got {self.pool_format!r}")
 
 
 @dataclass
-class HardSetConfig(HardSetSettings):
+class HardSetConfig(HardSetSettings, ModelSetup):
     """`soar make-hard`: the screening, the base model that must fail, and where the sets go."""
 
-    model: str = str(DEFAULT_MODEL)
-    """the base model that must fail"""
-    world: str = "arithmetic"
-    """arithmetic | math: the student prompt and the answer checker"""
-    load: LoadConfig = field(default_factory=LoadConfig)
-    """device, dtype of the model"""
     out: str = "data/hard"
     """folder for train.jsonl, test.jsonl and manifest.json"""
-    max_new_tokens: int = 64
-    """longest student completion"""
-    threads: int = 2
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        check_world(self.world)
+        ModelSetup.__post_init__(self)
+        HardSetSettings.__post_init__(self)
 
 
 def screen(

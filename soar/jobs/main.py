@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from soar.core import seeds
-from soar.core.config import check_same_config, dump_config, extend
+from soar.core.config import at_least, check_same_config, dump_config, extend
 from soar.core.io import atomic_write_text
 from soar.core.lock import run_lock
 from soar.core.problems import Problem, load_problems, save_problems
@@ -101,6 +101,16 @@ class RunConfig(Setup):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not self.seeds:
+            raise ValueError("seeds must name at least one student seed")
+        at_least(self, 1, "questions", "vendi_samples")
+        at_least(self, 2, "vendi_size")
+        at_least(self, 0, "test_limit")
+        if self.student.synthetic_steps > self.student.rloo.steps:
+            raise ValueError(
+                f"student.synthetic_steps ({self.student.synthetic_steps}) is more than student.rloo.steps "
+                f"({self.student.rloo.steps}), the total"
+            )
         bad = [a for a in self.arms if a not in ARMS]
         if bad:
             raise ValueError(f"unknown arms {bad}; valid: {list(ARMS)}")

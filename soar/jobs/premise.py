@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from soar.core import seeds
-from soar.core.config import dump_config
+from soar.core.config import at_least, dump_config
 from soar.core.io import atomic_write_text
 from soar.core.lock import run_lock
 from soar.core.problems import Problem, load_problems
@@ -59,6 +59,13 @@ class PremiseConfig:
     max_new_tokens: int = 64
     """longest student completion (training and evaluation)"""
     threads: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ValueError("seeds must name at least one seed")
+        at_least(self, 1, "max_new_tokens", "threads")
+        at_least(self, 0, "curriculum_steps", "edge_problems")
+        parse_stones(self.stones)
 
 
 def parse_stones(specs: tuple[str, ...]) -> list[tuple[str, int]]:

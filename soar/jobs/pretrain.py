@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from soar.core.config import to_dict
+from soar.core.config import at_least, to_dict
 from soar.engine.model import TinyModelConfig, build_char_tokenizer, build_tiny_model, save_policy
 from soar.engine.rloo import lr_schedule
 from soar.world.corpus import CorpusConfig, pretraining_document
@@ -46,6 +46,10 @@ class PretrainConfig:
     """continue from this model folder instead of a fresh initialisation (`model` is then ignored)"""
     model: TinyModelConfig = field(default_factory=TinyModelConfig)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
+
+    def __post_init__(self) -> None:
+        at_least(self, 1, "steps", "batch_size", "threads")
+        at_least(self, 0, "warmup", "weight_decay")
 
 
 def make_batch(tokenizer, docs: list[tuple[str, str]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

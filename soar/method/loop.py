@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from soar.core import seeds
-from soar.core.config import ConfigMismatch, to_dict
+from soar.core.config import ConfigMismatch, at_least, to_dict
 from soar.core.lock import run_lock
 from soar.core.problems import Problem, load_problems
 from soar.engine.evaluate import correct_counts
@@ -82,8 +82,8 @@ class SoarSettings:
             raise ValueError(f"qr_metric must be one of {', '.join(QR_METRICS)}, got {self.qr_metric!r}")
         if self.teacher.g < 2:
             raise ValueError("teacher.g must be >= 2 (leave-one-out needs two datasets per group)")
-        if self.r < 1 or self.qr_size < 1 or self.window < 1:
-            raise ValueError("r, qr_size and window must be >= 1")
+        at_least(self, 1, "r", "qr_size", "qr_samples", "intrinsic_samples", "window")
+        at_least(self, 0, "outer_steps", "save_teacher_every")
         check_report_to(self.report_to)
 
 

@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 from soar.core import seeds
+from soar.core.config import at_least
 from soar.core.problems import Problem
 from soar.engine.sampling import sample
 from soar.world import World
@@ -65,6 +66,10 @@ class TeacherConfig:
     def __post_init__(self) -> None:
         if self.answer_mode not in ("inline", "two_turn"):
             raise ValueError(f"teacher.answer_mode must be 'inline' or 'two_turn', got {self.answer_mode!r}")
+        at_least(self, 1, "n", "g", "groups", "max_new_tokens")
+        at_least(self, 0, "temperature", "answer_temperature", "kl_coef", "warmup")
+        if not self.max_attempts > 0:
+            raise ValueError(f"max_attempts must be above 0, got {self.max_attempts}")
 
 
 class TeacherFormatError(RuntimeError):
