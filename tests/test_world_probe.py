@@ -45,3 +45,25 @@ def test_slip_kind_tells_a_designed_slip_from_other_errors():
     assert probe.slip_kind(p.question, (int(p.answer) + 10**4) % 10**5, i) == "other"
     with pytest.raises(ValueError):
         probe.hard_index([0, 2, 3, 0, 1])
+
+
+def test_world_probe_and_probe_sets_run_end_to_end_on_a_tiny_model(tiny_dir, tmp_path):
+    import json
+
+    probe = _probe()
+    r = probe.main(
+        ["--model", str(tiny_dir), "--stones", "3", "--k-students", "2", "--care-n", "2", "--care-k", "2"]
+        + ["--l5-n", "2", "--l5-k", "2", "--out", str(tmp_path / "p.json")]
+    )
+    assert json.loads((tmp_path / "p.json").read_text())["teacher"]["stones"] == 3 == r["teacher"]["stones"]
+    assert set(r["care"]) == {"L2", "L3", "L4"} and r["level5"]["problems"] == 2
+
+    path = Path(__file__).resolve().parent.parent / "research" / "probe_sets.py"
+    spec = importlib.util.spec_from_file_location("probe_sets", path)
+    sets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sets)
+    out = sets.main(["--model", str(tiny_dir), "--out-dir", str(tmp_path / "sets"), "--n", "3"])
+    assert set(out["sets"]) == {"good", "good_true", "unanswerable", "mul"}
+    from soar.problems import load_problems
+
+    assert len(load_problems(tmp_path / "sets" / "good.jsonl")) == 3
