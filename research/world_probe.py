@@ -11,7 +11,7 @@ For a model folder, on fresh problems of the arithmetic world (student prompt, t
 (d) the mean and median Rao-Blackwellised success estimate (`soar.hardset.success_estimates`) on level-5
     mix problems whose hard steps all have look-ahead `--min-run`..`--max-run`.
 
-    python research/world_probe.py --model runs/m17 --out runs/m17-probe.json
+    python research/world_probe.py --model runs/m17b --out runs/m17b-probe.json
 
 Prints one JSON object (also written to --out). Numbers measured with it: docs/world-design.md.
 """
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--care-k", type=int, default=32, help="(c) samples per problem")
     ap.add_argument("--l5-n", type=int, default=40, help="(d) level-5 problems")
     ap.add_argument("--l5-k", type=int, default=32, help="(d) scratchpads per problem")
-    ap.add_argument("--min-run", type=int, default=3)
+    ap.add_argument("--min-run", type=int, default=4)
     ap.add_argument("--max-run", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1313)
     ap.add_argument("--threads", type=int, default=1)
