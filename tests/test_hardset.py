@@ -90,6 +90,17 @@ def test_make_hard_max_log10_p_keeps_only_problems_below_the_bound(tiny_dir, tmp
     assert none["solution_bound_below_max_log10_p"] == 0 and none["train"] == none["test"] == 0
 
 
+def test_make_hard_second_estimate_screens_the_survivors_again(tiny_dir, tmp_path):
+    base = dict(model=str(tiny_dir), pool=12, k=2, chunk=2, rescreen=False, max_new_tokens=8, threads=1)
+    two = make_hard(HardSetConfig(**base, out=str(tmp_path / "a"), max_log10_p=-10, estimate_k=2, second_estimate_k=2))
+    assert two["estimate_below_max_log10_p"] == two["second_estimate_below_max_log10_p"] == 12
+    assert two["second_estimate_k"] == 2
+    rows = [json.loads(x) for x in (tmp_path / "a" / "train.jsonl").read_text().splitlines()]
+    assert rows and all("log10_p_estimate_2" in r["meta"] for r in rows)
+    one = make_hard(HardSetConfig(**base, out=str(tmp_path / "b"), max_log10_p=-10, estimate_k=2))
+    assert one["second_estimate_below_max_log10_p"] is None and "second_estimate_k" not in one
+
+
 def test_the_premise_report_describes_every_kind_of_screen():
     from pathlib import Path
 

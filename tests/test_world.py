@@ -251,3 +251,161 @@ def test_pretraining_corpus_is_reproducible():
     a = [pretraining_document(random.Random(3), CorpusConfig()) for _ in range(5)]
     b = [pretraining_document(random.Random(3), CorpusConfig()) for _ in range(5)]
     assert a == b
+
+
+# --------------------------------------------------------------------------------------------------------
+# The configurable careless solver (slip by look-ahead, diverse slips). The shipped model's provenance
+# depends on the default corpus being unchanged, so the old code path is kept here verbatim as a reference.
+def _reference_noisy_values(question, rng, p_slip, *, hard_only=False):
+    """`noisy_values` as it was before slip_by_lookahead / slip_kind (commit 5c0a81d)."""
+    from soar.world.arithmetic import _digits, is_hard_step
+
+    parsed = parse_question(question)
+    if parsed is None:
+        return None
+    x, ops = parsed
+    out = [x]
+    for op, b in ops:
+        slip = rng.random() < p_slip and (not hard_only or is_hard_step(x, op, b))
+        if op == "*" and slip:
+            right = apply_op(x, op, b)
+            d = _digits(right)
+            pos = rng.randrange(5)
+            d[pos] = (d[pos] + rng.randint(1, 9)) % 10 if hard_only else rng.randint(0, 9)
+            x = sum(v * 10**j for j, v in enumerate(d))
+        elif slip:
+            x = extra_carry_op(x, op, b) if hard_only else buggy_op(x, op, b)
+        else:
+            x = apply_op(x, op, b)
+        out.append(x)
+    return out
+
+
+def _reference_document(rng, cfg):
+    """`pretraining_document` as it was before slip_by_lookahead / slip_kind (commit 5c0a81d)."""
+    from soar.world.arithmetic import fmt, solution_text
+    from soar.world.formats import TEACHER_PROMPT_ARITH, student_prompt, teacher_document
+
+    if rng.random() < cfg.teacher_fraction:
+        family = rng.choice(FAMILIES)
+        p = make_problem(family, rng.choice(LEVELS[family]), rng)
+        v = _reference_noisy_values(p.question, rng, cfg.teacher_slip)
+        scratch = fmt(v[0]) + "".join(f" ={fmt(x)}" for x in v[1:])
+        reasoning = {"none": "", "scratchpad": scratch, "transcript": student_prompt(p.question) + scratch}[
+            cfg.teacher_reasoning
+        ]
+        return TEACHER_PROMPT_ARITH, teacher_document(p.question, fmt(v[-1]), reasoning)
+    family = rng.choices(FAMILIES, weights=cfg.family_weights)[0]
+    if cfg.hard_fraction > 0 and rng.random() < cfg.hard_fraction:
+        p = make_problem(family, None, rng)
+    else:
+        p = make_problem(family, None, rng, natural=True)
+    if cfg.student_slip > 0:
+        v = _reference_noisy_values(p.question, rng, cfg.student_slip, hard_only=True)
+        return student_prompt(p.question), solution_text(v)
+    return student_prompt(p.question), worked_solution(p.question)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},  # stage 1 (m7)
+        {"student_slip": 0.97, "hard_fraction": 0.5},  # the shipped model's careless stage
+        {"student_slip": 0.9, "hard_fraction": 0.3, "teacher_fraction": 0.5, "teacher_reasoning": "transcript"},
+    ],
+)
+def test_default_careless_options_leave_the_corpus_unchanged(kw):
+    from soar.world.corpus import CorpusConfig, pretraining_document
+
+    cfg = CorpusConfig(**kw)
+    a, b = random.Random(11), random.Random(11)
+    for _ in range(3000):
+        assert pretraining_document(a, cfg) == _reference_document(b, cfg)
+
+
+def test_diverse_slip_op_by_hand():
+    from soar.world.arithmetic import diverse_slip_op
+
+    assert diverse_slip_op(11, "+", 88, 1) == extra_carry_op(11, "+", 88) == 100  # d=1 is the extra carry
+    assert diverse_slip_op(11, "+", 88, 7) == 99 + 7  # run of 9s in columns 0-1: start 0
+    assert diverse_slip_op(49990, "+", 10010, 3) == 60000 + 300  # digit sums 9 in columns 2-3: start 2
+    assert diverse_slip_op(50000, "-", 10001, 9) == 39999 + 90  # equal digits in columns 1-3: start 1
+    assert diverse_slip_op(12345, "+", 23411, 5) == 35756  # no look-ahead: the true value
+    assert diverse_slip_op(12345, "*", 7, 5) == 86415
+    with pytest.raises(ValueError):
+        diverse_slip_op(11, "+", 88, 0)
+
+
+DIVERSE = {"slip_by_lookahead": (0.0, 0.0, 0.35, 0.98, 0.98), "mul_slip": 0.97, "slip_kind": "diverse"}
+
+
+def test_diverse_slips_are_always_wrong_one_signed_and_never_cancel():
+    from soar.world.arithmetic import diverse_slip_op
+
+    rng = random.Random(5)
+    for _ in range(5000):
+        x, b, op = rng.randrange(10**5), rng.randrange(10**5), rng.choice("+-")
+        if lookahead(x, op, b) == 0:
+            continue
+        d = rng.randint(1, 9)
+        delta = (diverse_slip_op(x, op, b, d) - apply_op(x, op, b)) % 10**5
+        assert delta in {d, 10 * d, 100 * d, 1000 * d}  # always +, at most 9000
+    # every hard step slipping: the slips of a chain add up (at most 5 x 9000 < 10^5), so the end is wrong,
+    # and the end is off by exactly the sum of the slips
+    always = {"slip_by_lookahead": (0.0, 0.0, 1.0), "slip_kind": "diverse"}
+    for level in range(1, STEPS + 1):
+        for _ in range(100):
+            p = make_problem("mix", level, rng, max_run=4)
+            v = noisy_values(p.question, rng, 0.0, hard_only=True, **always)
+            parsed = parse_question(p.question)
+            slips = [(w - apply_op(u, op, b)) % 10**5 for u, w, (op, b) in zip(v, v[1:], parsed[1], strict=False)]
+            assert sum(slips) < 10**5 and sum(slips) > 0
+            assert (v[-1] - int(p.answer)) % 10**5 == sum(slips)
+
+
+def test_configurable_slips_only_on_hard_steps():
+    rng = random.Random(6)
+    always = {"slip_by_lookahead": (0.0, 0.0, 1.0), "mul_slip": 1.0, "slip_kind": "diverse"}
+    for family in ("mix", "add", "sub", "mul"):
+        for level in range(STEPS + 1):
+            for _ in range(20):
+                p = make_problem(family, level, rng)
+                v = noisy_values(p.question, rng, 0.0, hard_only=True, **always)
+                parsed = parse_question(p.question)
+                for u, w, (op, b) in zip(v, v[1:], parsed[1], strict=False):
+                    from soar.world.arithmetic import is_hard_step
+
+                    assert (w != apply_op(u, op, b)) == is_hard_step(u, op, b)
+                never = {**always, "slip_by_lookahead": (0.0,), "mul_slip": 0.0}
+                assert noisy_values(p.question, rng, 0.5, hard_only=True, **never) == values(p.question)
+    with pytest.raises(ValueError):
+        noisy_values(Q, rng, 0.5, slip_kind="diverse")  # teacher documents: buggy_op only
+    with pytest.raises(ValueError):
+        noisy_values(Q, rng, 0.5, hard_only=True, slip_kind="flip")
+
+
+def test_slip_rate_by_lookahead_matches_the_config():
+    from soar.world.arithmetic import is_hard_step
+    from soar.world.corpus import CorpusConfig, pretraining_document
+
+    cfg = CorpusConfig(teacher_fraction=0.0, hard_fraction=1.0, hard_max_run=4, **DIVERSE)
+    want = {2: 0.35, 3: 0.98, 4: 0.98, "mul": 0.97}
+    n: dict = dict.fromkeys(want, 0)
+    slips: dict = dict.fromkeys(want, 0)
+    rng = random.Random(7)
+    for _ in range(4000):
+        prompt, target = pretraining_document(rng, cfg)
+        q = prompt.removeprefix("User: ").removesuffix(" Assistant: ")
+        parsed = parse_question(q)
+        written = [parsed[0]] + [int(t) for t in target.split(" =")[1:-1]] + [int(target.split(" =")[-1][:5])]
+        for u, w, (op, b) in zip(written, written[1:], parsed[1], strict=False):
+            if not is_hard_step(u, op, b):
+                assert w == apply_op(u, op, b)
+                continue
+            key = "mul" if op == "*" else lookahead(u, op, b)
+            n[key] += 1
+            slips[key] += w != apply_op(u, op, b)
+    for key, p in want.items():
+        se = (p * (1 - p) / n[key]) ** 0.5
+        assert n[key] > 150, key
+        assert abs(slips[key] / n[key] - p) < 4 * se + 1e-3, (key, slips[key], n[key])

@@ -36,6 +36,8 @@ FAIL_PASS = (1, 2)
 """`soar make-hard`: its first and second fail@k passes sample with `seed + FAIL_PASS[i]`"""
 ESTIMATE = 3
 """`soar make-hard`: the success-estimate scratchpads sample with `seed + ESTIMATE`"""
+SECOND_ESTIMATE = 4
+"""`soar make-hard`: the second, independent estimate samples with `seed + SECOND_ESTIMATE`"""
 
 
 def eval_seed(student_seed: int) -> int:

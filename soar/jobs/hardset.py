@@ -84,6 +84,9 @@ class HardSetSettings:
     success the base model has below 10^max_log10_p (e.g. -5); None skips it"""
     estimate_k: int = 32
     """sampled scratchpads per problem for the success estimate of max_log10_p"""
+    second_estimate_k: int = 0
+    """max_log10_p: scratchpads of a second, independent success estimate that a problem must also pass (below
+    10^max_log10_p, no sampled success); 0 skips it (docs/world-design.md, m17)"""
 
     def __post_init__(self) -> None:
         at_least(self, 1, "k", "chunk", "pool", "estimate_k")
@@ -228,6 +231,24 @@ def success_estimates(
     return estimates, hits
 
 
+def second_estimate_screen(
+    model, tokenizer, world: World, problems: list[Problem], k: int, max_log10_p: float, seed: int, max_new_tokens: int
+) -> list[Problem]:
+    """The problems whose fresh k-scratchpad success estimate is also below 10^max_log10_p, with no success."""
+    est, hits = success_estimates(model, tokenizer, world, problems, k, seed, max_new_tokens, desc="second estimate")
+    return [
+        Problem(
+            p.family,
+            p.level,
+            p.question,
+            p.answer,
+            {**p.meta, "log10_p_estimate_2": round(math.log10(e), 3) if e > 0 else None},
+        )
+        for p, e, h in zip(problems, est, hits, strict=True)
+        if h == 0 and e < 10**max_log10_p
+    ]
+
+
 def _portable(path: str) -> str:
     """A model path relative to the working directory when it lies inside it (provenance that survives a clone)."""
     try:
@@ -254,6 +275,10 @@ def _make_hard(cfg: HardSetConfig, world: World | None) -> dict:
     rng = random.Random(cfg.seed)
     pool, source = draw_pool(cfg, rng)
     deep, n_bound = estimate_screen(model, tokenizer, world, pool, cfg) if cfg.max_log10_p is not None else (pool, None)
+    n_first_estimate = len(deep) if cfg.max_log10_p is not None else None
+    if cfg.max_log10_p is not None and cfg.second_estimate_k > 0:
+        second = (cfg.second_estimate_k, cfg.max_log10_p, cfg.seed + seeds.SECOND_ESTIMATE, cfg.max_new_tokens)
+        deep = second_estimate_screen(model, tokenizer, world, deep, *second)
 
     def fail_pass(problems: list[Problem], seed: int, desc: str) -> list[Problem]:
         fail = screen(
@@ -268,7 +293,10 @@ def _make_hard(cfg: HardSetConfig, world: World | None) -> dict:
     counts = {
         "pool": len(pool),
         "solution_bound_below_max_log10_p": n_bound,
-        "estimate_below_max_log10_p": len(deep) if cfg.max_log10_p is not None else None,
+        "estimate_below_max_log10_p": n_first_estimate,
+        "second_estimate_below_max_log10_p": len(deep)
+        if cfg.max_log10_p is not None and cfg.second_estimate_k
+        else None,
         "fail_first_pass": n_first,
         "fail_both_passes": len(hard) if cfg.rescreen else None,
     }
@@ -342,6 +370,7 @@ def write_hard_sets(
         "temperature": cfg.temperature,
         "max_log10_p": cfg.max_log10_p,
         "estimate_k": cfg.estimate_k if cfg.max_log10_p is not None else None,
+        **({"second_estimate_k": cfg.second_estimate_k} if cfg.second_estimate_k else {}),
     }
     train = [Problem(p.family, p.level, p.question, p.answer, {**p.meta, "provenance": prov}) for p in hard[:n_train]]
     test = [Problem(p.family, p.level, p.question, p.answer, {**p.meta, "provenance": prov}) for p in hard[n_train:]]

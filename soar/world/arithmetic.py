@@ -246,25 +246,71 @@ def extra_carry_op(x: int, op: str, b: int) -> int:
     return r if best == 0 else (r + 10**start) % MOD
 
 
-def noisy_values(question: str, rng: random.Random, p_slip: float, *, hard_only: bool = False) -> list[int] | None:
+SLIP_KINDS = ("extra_carry", "diverse")
+"""how a careless student's +/- hard step slips: `extra_carry_op` (+10^start) or `diverse_slip_op`"""
+
+
+def diverse_slip_op(x: int, op: str, b: int, d: int) -> int:
+    """`x op b` plus d x 10^start (d in 1..9), start = bottom column of the longest look-ahead run (at most 3)."""
+    if not 1 <= d <= 9:
+        raise ValueError(f"d must be in 1..9, got {d}")
+    r = apply_op(x, op, b)
+    if op == "*":
+        return r
+    best, start = _longest_run(x, op, b)
+    return r if best == 0 else (r + d * 10 ** min(start, 3)) % MOD
+
+
+def slip_probability(op: str, run: int, by_lookahead: tuple[float, ...], mul_slip: float) -> float:
+    """Slip probability of a hard step: mul_slip for *, else by_lookahead[run] (its last entry for longer runs)."""
+    if op == "*":
+        return mul_slip
+    return by_lookahead[min(run, len(by_lookahead) - 1)]
+
+
+def noisy_values(
+    question: str,
+    rng: random.Random,
+    p_slip: float,
+    *,
+    hard_only: bool = False,
+    slip_by_lookahead: tuple[float, ...] = (),
+    mul_slip: float | None = None,
+    slip_kind: str = "extra_carry",
+) -> list[int] | None:
     """The register values a careless solver writes (start value first), later steps building on a slipped
     value. hard_only=False (teacher documents): each step slips with probability p_slip (`buggy_op`; a wrong
     digit for *). hard_only=True (careless student documents): only hard steps slip, always to a wrong value
-    (`extra_carry_op`; a wrong digit for *), so a level-L problem is right with probability
-    (1 - p_slip)^L."""
+    (`extra_carry_op`, or `diverse_slip_op` with d uniform in 1..9 for slip_kind="diverse"; a wrong digit for
+    *), with probability p_slip, or slip_by_lookahead[look-ahead] when given (mul_slip for *, default p_slip),
+    so a level-L problem at one slip rate is right with probability (1 - p_slip)^L."""
+    if slip_kind not in SLIP_KINDS:
+        raise ValueError(f"slip_kind must be one of {', '.join(SLIP_KINDS)}, got {slip_kind!r}")
+    if (slip_by_lookahead or slip_kind != "extra_carry") and not hard_only:
+        raise ValueError("slip_by_lookahead and slip_kind apply to the careless student (hard_only=True)")
     parsed = parse_question(question)
     if parsed is None:
         return None
     x, ops = parsed
     out = [x]
+    by_run = tuple(slip_by_lookahead) or (p_slip,)
+    mul_p = p_slip if mul_slip is None else mul_slip
     for op, b in ops:
-        slip = rng.random() < p_slip and (not hard_only or is_hard_step(x, op, b))
+        if slip_by_lookahead:
+            hard = is_hard_step(x, op, b)
+            slip = rng.random() < slip_probability(op, lookahead(x, op, b), by_run, mul_p) and hard
+        else:
+            slip = rng.random() < (mul_p if op == "*" and hard_only else p_slip) and (
+                not hard_only or is_hard_step(x, op, b)
+            )
         if op == "*" and slip:
             right = apply_op(x, op, b)
             d = _digits(right)
             pos = rng.randrange(5)
             d[pos] = (d[pos] + rng.randint(1, 9)) % 10 if hard_only else rng.randint(0, 9)
             x = sum(v * 10**j for j, v in enumerate(d))
+        elif slip and slip_kind == "diverse":
+            x = diverse_slip_op(x, op, b, rng.randint(1, 9))
         elif slip:
             x = extra_carry_op(x, op, b) if hard_only else buggy_op(x, op, b)
         else:

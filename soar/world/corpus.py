@@ -49,6 +49,17 @@ class CorpusConfig:
     hard_fraction: float = 0.0
     """share of solved documents drawn at a uniformly random level (hard steps forced) instead of with
     uniform operands (where only 2.6% of steps are hard): enough hard steps to learn the slip rate"""
+    slip_by_lookahead: tuple[float, ...] = ()
+    """slip probability of a solved document's +/- hard step by its look-ahead L (entry L; the last entry for
+    longer runs; entries below HARD_RUN are unused): e.g. (0, 0, 0.35, 0.98, 0.98). () = student_slip at
+    every L (the shipped model). Non-empty turns the careless solver on even when student_slip is 0"""
+    mul_slip: float | None = None
+    """slip probability of a solved document's multiplication hard step; None = student_slip"""
+    slip_kind: str = "extra_carry"
+    """how a +/- hard step slips: extra_carry (+10^start, the shipped model) | diverse (+d x 10^start, d
+    uniform in 1..9: one-signed, so slips never cancel, and a wrong answer is seldom the student's own)"""
+    hard_max_run: int = 3
+    """longest look-ahead of the hard steps in the hard_fraction documents (3 = the shipped corpus; at most 4)"""
     teacher_reasoning: str = "none"
     """what teacher documents carry between the question and the answer tags: none | scratchpad (the
     careless solver's register values) | transcript (a student-format transcript of the careless solver:
@@ -69,11 +80,19 @@ def pretraining_document(rng: random.Random, cfg: CorpusConfig) -> tuple[str, st
         return TEACHER_PROMPT_ARITH, teacher_document(p.question, fmt(v[-1]), reasoning)
     family = rng.choices(FAMILIES, weights=cfg.family_weights)[0]
     if cfg.hard_fraction > 0 and rng.random() < cfg.hard_fraction:
-        p = make_problem(family, None, rng)
+        p = make_problem(family, None, rng, max_run=cfg.hard_max_run)
     else:
         p = make_problem(family, None, rng, natural=True)
-    if cfg.student_slip > 0:
-        v = noisy_values(p.question, rng, cfg.student_slip, hard_only=True)
+    if cfg.student_slip > 0 or cfg.slip_by_lookahead:
+        v = noisy_values(
+            p.question,
+            rng,
+            cfg.student_slip,
+            hard_only=True,
+            slip_by_lookahead=tuple(cfg.slip_by_lookahead),
+            mul_slip=cfg.mul_slip,
+            slip_kind=cfg.slip_kind,
+        )
         assert v is not None
         return student_prompt(p.question), solution_text(v)
     return student_prompt(p.question), worked_solution(p.question)  # type: ignore[return-value]

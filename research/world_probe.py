@@ -1,0 +1,189 @@
+"""Can a base model's own answers teach? Four cheap measurements of a careless-student checkpoint (issue 13).
+
+For a model folder, on fresh problems of the arithmetic world (student prompt, temperature 1):
+(a) teacher accuracy: the model's own answer (one sample, as the two-turn teacher answers: rl_probe's
+    `self_answered`) on `--stones` mix level-1 problems whose hard step has look-ahead 2;
+(b) on the stones whose own answer is wrong (and parses), `--k-students` student samples each: the share
+    that reproduce the wrong answer and the share that give the right one; the wrong answers are also
+    sorted by kind (`slip_kind`: one designed diverse slip at the hard step, or any other error);
+(c) care by look-ahead L = 2, 3, 4: among samples whose value before the hard step of a level-1 problem is
+    right, the share that write the hard step right;
+(d) the mean and median Rao-Blackwellised success estimate (`soar.jobs.hardset.success_estimates`) on level-5
+    mix problems whose hard steps all have look-ahead `--min-run`..`--max-run`.
+
+    python research/world_probe.py --model runs/m17b --out runs/m17b-probe.json
+
+Prints one JSON object (also written to --out). Numbers measured with it: docs/world-design.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from soar.engine.model import DEFAULT_MODEL, load_policy
+from soar.engine.sampling import sample
+from soar.jobs.hardset import success_estimates
+from soar.world import ARITHMETIC
+from soar.world.arithmetic import (
+    MOD,
+    _longest_run,
+    fmt,
+    make_problem,
+    parse_int,
+    parse_question,
+    values,
+    written_values,
+)
+from soar.world.verifiers import extract_boxed
+
+
+def hard_index(runs: list[int]) -> int:
+    """The index of the only hard step of a level-1 problem (its `meta["runs"]`)."""
+    hard = [i for i, r in enumerate(runs) if r >= 2]
+    if len(hard) != 1:
+        raise ValueError(f"expected one hard step, got runs {runs}")
+    return hard[0]
+
+
+def care_outcome(question: str, completion: str, i: int) -> bool | None:
+    """None when the value before step i is not written right; else whether step i's value is written right.
+
+    The value before step 0 is the start value, which a completion writes first (without `=`)."""
+    true = values(question)
+    if true is None:
+        return None
+    written = written_values(completion)
+    if i == 0:
+        before_ok = completion.strip().startswith(fmt(true[0]))
+    else:
+        before_ok = len(written) >= i and written[i - 1] == true[i]
+    if not before_ok:
+        return None
+    return len(written) > i and written[i] == true[i + 1]
+
+
+def slip_kind(question: str, answer: int, i: int) -> str:
+    """How a wrong final answer of a level-1 problem differs from the truth: "designed" when it is one
+    diverse slip at hard step i (+d x 10^start, d in 1..9), "other" otherwise (habitual errors)."""
+    parsed, true = parse_question(question), values(question)
+    if parsed is None or true is None:
+        return "other"
+    op, b = parsed[1][i]
+    _, start = _longest_run(true[i], op, b)
+    delta = (answer - true[-1]) % MOD
+    return "designed" if delta in {d * 10 ** min(start, 3) for d in range(1, 10)} else "other"
+
+
+def share(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def teacher_and_students(model, tok, n: int, k: int, seed: int) -> dict:
+    rng = random.Random(seed)
+    stones = [make_problem("mix", 1, rng, min_run=2, max_run=2) for _ in range(n)]
+    prompts = [ARITHMETIC.student_prompt(p.question) for p in stones]
+    outs = sample(model, tok, prompts, 1, max_new_tokens=64, seed=seed + 1)
+    own = [parse_int(extract_boxed(o[0].text)) for o in outs]
+    right = [a is not None and a == int(p.answer) for p, a in zip(stones, own, strict=True)]
+    wrong = [(p, a) for p, a, r in zip(stones, own, right, strict=True) if not r and a is not None]
+    prompts = [ARITHMETIC.student_prompt(p.question) for p, _ in wrong]
+    rows = sample(model, tok, prompts, k, max_new_tokens=64, seed=seed + 2)
+    by_kind: dict[str, list[int]] = {}  # kind -> [stones, samples reproducing, samples right]
+    repro = good = 0
+    for (p, a), row in zip(wrong, rows, strict=True):
+        ans = [parse_int(extract_boxed(s.text)) for s in row]
+        r, g = sum(x == a for x in ans), sum(x == int(p.answer) for x in ans)
+        repro, good = repro + r, good + g
+        c = by_kind.setdefault(slip_kind(p.question, a, hard_index(p.meta["runs"])), [0, 0, 0])
+        c[0], c[1], c[2] = c[0] + 1, c[1] + r, c[2] + g
+    total = len(wrong) * k
+    return {
+        "stones": n,
+        "teacher_right": share(sum(right), n),
+        "teacher_unparsable": sum(a is None for a in own),
+        "wrong_stones": len(wrong),
+        "students_reproduce_wrong": share(repro, total),
+        "students_right": share(good, total),
+        "right_over_reproduce": round(good / repro, 2) if repro else None,
+        "by_wrong_kind": {
+            kind: {"stones": c[0], "reproduce": share(c[1], c[0] * k), "right": share(c[2], c[0] * k)}
+            for kind, c in sorted(by_kind.items())
+        },
+    }
+
+
+def care(model, tok, n: int, k: int, seed: int) -> dict:
+    out = {}
+    for run in (2, 3, 4):
+        rng = random.Random(seed + run)
+        probs = [make_problem("mix", 1, rng, min_run=run, max_run=run) for _ in range(n)]
+        prompts = [ARITHMETIC.student_prompt(p.question) for p in probs]
+        rows = sample(model, tok, prompts, k, max_new_tokens=64, seed=seed + 10 + run)
+        seen = ok = hits = 0
+        for p, row in zip(probs, rows, strict=True):
+            i = hard_index(p.meta["runs"])
+            for s in row:
+                hits += ARITHMETIC.is_equal(p.answer, extract_boxed(s.text) or "")
+                c = care_outcome(p.question, s.text, i)
+                if c is not None:
+                    seen, ok = seen + 1, ok + c
+        out[f"L{run}"] = {"care": share(ok, seen), "conditioned_samples": seen, "pass1": share(hits, n * k)}
+    return out
+
+
+def level5(model, tok, n: int, k: int, min_run: int, max_run: int, seed: int) -> dict:
+    rng = random.Random(seed)
+    probs = [make_problem("mix", 5, rng, min_run=min_run, max_run=max_run) for _ in range(n)]
+    est, hits = success_estimates(model, tok, ARITHMETIC, probs, k, seed + 1)
+    return {
+        "problems": n,
+        "k": k,
+        "look_ahead": f"{min_run}-{max_run}",
+        "sampled_successes": sum(hits),
+        "mean_estimate": float(f"{statistics.mean(est):.3g}"),
+        "median_log10_estimate": round(statistics.median(math.log10(max(e, 1e-30)) for e in est), 2),
+        "max_estimate": float(f"{max(est):.3g}"),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=str(DEFAULT_MODEL))
+    ap.add_argument("--stones", type=int, default=300, help="(a, b) look-ahead-2 stones the model answers")
+    ap.add_argument("--k-students", type=int, default=16, help="(b) student samples per wrongly answered stone")
+    ap.add_argument("--care-n", type=int, default=40, help="(c) level-1 problems per look-ahead")
+    ap.add_argument("--care-k", type=int, default=32, help="(c) samples per problem")
+    ap.add_argument("--l5-n", type=int, default=40, help="(d) level-5 problems")
+    ap.add_argument("--l5-k", type=int, default=32, help="(d) scratchpads per problem")
+    ap.add_argument("--min-run", type=int, default=4)
+    ap.add_argument("--max-run", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=1313)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model, tok = load_policy(args.model)
+    t0 = time.time()
+    result = {"model": args.model, "args": {k: v for k, v in vars(args).items() if k != "out"}}
+    result["teacher"] = teacher_and_students(model, tok, args.stones, args.k_students, args.seed)
+    result["care"] = care(model, tok, args.care_n, args.care_k, args.seed + 100)
+    result["level5"] = level5(model, tok, args.l5_n, args.l5_k, args.min_run, args.max_run, args.seed + 200)
+    result["seconds"] = round(time.time() - t0, 1)
+    text = json.dumps(result, indent=1)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+    print(text)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""research/world_probe.py: its pure helpers by hand (care, the kind of a wrong answer)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+Q = "61044 +34966 -28188 +10000 -12345 +00001"  # true chain 61044 =96010 =67822 =77822 =65477 =65478
+
+
+def _probe():
+    path = Path(__file__).resolve().parent.parent / "research" / "world_probe.py"
+    spec = importlib.util.spec_from_file_location("world_probe", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_care_outcome_conditions_on_the_value_before_the_step():
+    care = _probe().care_outcome
+    right = "61044 =96010 =67822 =77822 =65477 =65478 \\boxed{65478}"
+    assert care(Q, right, 0) is True and care(Q, right, 2) is True
+    assert care(Q, "61044 =96010 =67823 =77822", 2) is None  # the value before step 2 is wrong
+    assert care(Q, "61044 =96010 =67822 =77823", 2) is False
+    assert care(Q, "61044 =96010 =67822", 2) is False  # stopped before writing step 2
+    assert care(Q, "61045 =96010", 0) is None  # the start value itself is miswritten
+    assert care(Q, "61044 =96011", 0) is False
+
+
+def test_slip_kind_tells_a_designed_slip_from_other_errors():
+    probe = _probe()
+    import random
+
+    from soar.world.arithmetic import diverse_slip_op, make_problem, parse_question, values
+
+    rng = random.Random(0)
+    p = make_problem("mix", 1, rng, min_run=2, max_run=2)
+    i = probe.hard_index(p.meta["runs"])
+    v, (_, ops) = values(p.question), parse_question(p.question)
+    op, b = ops[i]
+    slipped = diverse_slip_op(v[i], op, b, 4)
+    answer = (int(p.answer) + slipped - v[i + 1]) % 10**5  # the slip carried to the end
+    assert probe.slip_kind(p.question, answer, i) == "designed"
+    assert probe.slip_kind(p.question, (int(p.answer) - (slipped - v[i + 1])) % 10**5, i) == "other"  # sign
+    assert probe.slip_kind(p.question, (int(p.answer) + 10**4) % 10**5, i) == "other"
+    with pytest.raises(ValueError):
+        probe.hard_index([0, 2, 3, 0, 1])
+
+
+def test_world_probe_and_probe_sets_run_end_to_end_on_a_tiny_model(tiny_dir, tmp_path):
+    import json
+
+    probe = _probe()
+    r = probe.main(
+        ["--model", str(tiny_dir), "--stones", "3", "--k-students", "2", "--care-n", "2", "--care-k", "2"]
+        + ["--l5-n", "2", "--l5-k", "2", "--out", str(tmp_path / "p.json")]
+    )
+    assert json.loads((tmp_path / "p.json").read_text())["teacher"]["stones"] == 3 == r["teacher"]["stones"]
+    assert set(r["care"]) == {"L2", "L3", "L4"} and r["level5"]["problems"] == 2
+
+    path = Path(__file__).resolve().parent.parent / "research" / "probe_sets.py"
+    spec = importlib.util.spec_from_file_location("probe_sets", path)
+    sets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sets)
+    out = sets.main(["--model", str(tiny_dir), "--out-dir", str(tmp_path / "sets"), "--n", "3"])
+    assert set(out["sets"]) == {"good", "good_true", "unanswerable", "mul"}
+    from soar.core.problems import load_problems
+
+    assert len(load_problems(tmp_path / "sets" / "good.jsonl")) == 3
