@@ -41,7 +41,6 @@ from soar.engine.rloo import RLOOConfig, cycling_batches, phased, train_rloo
 from soar.engine.setup import Setup
 from soar.jobs.hardset import HardSetConfig, HardSetSettings, make_hard
 from soar.jobs.harness import ARM_NAMES, run_grid, summarize
-from soar.jobs.report import main_report
 from soar.method.loop import SoarConfig, SoarSettings, qr_accuracy, run_soar
 from soar.method.run_folder import RunFolder
 from soar.method.teacher import as_problems, write_datasets
@@ -234,6 +233,8 @@ def _main_job(cfg: RunConfig, world: World | None) -> dict:
     # 5. Report.
     table = summarize(results)
     teacher_metrics = {name: f.metrics() for name, f in teachers.items() if f.metrics()}
+    from soar.jobs.report import main_report  # matplotlib: only when a report is written
+
     main_report(cfg, out, table, stats, teacher_metrics, promos, time.time() - t_start)
     return table
 
