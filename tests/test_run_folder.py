@@ -112,3 +112,29 @@ def test_a_folder_is_held_by_one_process_and_a_dead_holder_is_taken_over(tmp_pat
         holder.wait()
     with run_lock(tmp_path):  # the kernel dropped the dead holder's lock
         assert f"process {os.getpid()}" in (tmp_path / ".lock").read_text()
+
+
+def test_a_torn_last_log_line_is_dropped_on_resume(interrupted, tmp_path):
+    copy = tmp_path / "torn"
+    shutil.copytree(interrupted, copy)
+    with open(copy / "metrics.jsonl", "a") as f:
+        f.write('{"step": 1, "rhat": 0.0')  # a crash in the middle of a write
+    with open(copy / "questions.jsonl", "a") as f:
+        f.write('{"step": 1, "quest')
+    assert main(["teach", "--resume", str(copy)]) == 0
+    assert [json.loads(x)["step"] for x in (copy / "metrics.jsonl").read_text().splitlines()] == [0, 1]
+    questions = [json.loads(x) for x in (copy / "questions.jsonl").read_text().splitlines()]
+    assert sorted({q["step"] for q in questions}) == [0, 1]
+
+
+def test_a_bad_line_inside_a_log_is_still_an_error(tmp_path):
+    from soar.core.io import read_log
+
+    log = tmp_path / "metrics.jsonl"
+    log.write_text('{"step": 0}\n{oops\n{"step": 1}\n')
+    with pytest.raises(DataError, match="metrics.jsonl:2"):
+        read_log(log)
+    log.write_text('{"step": 0}\n{"step": 1')
+    assert read_log(log) == [{"step": 0}] and log.read_text() == '{"step": 0}\n'
+    log.write_text('{"step": 0}\n{"step": 1}')  # whole, only its newline lost
+    assert read_log(log) == [{"step": 0}, {"step": 1}] and log.read_text().endswith('{"step": 1}\n')

@@ -65,10 +65,28 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> None:
 
 
 def append_jsonl(path: str | Path, records: Iterable[dict]) -> None:
-    """Append records and flush (logs that must survive a crash)."""
+    """Append whole lines in one write, then fsync (logs that must survive a crash)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(r) + "\n" for r in records)
     with path.open("a", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r) + "\n")
+        f.write(text)
         f.flush()
+        os.fsync(f.fileno())
+
+
+def read_log(path: str | Path) -> list[dict]:
+    """The records of an append-only log, dropping a torn last line (no newline, not valid JSON: the write a
+    crash interrupted); a bad line anywhere else raises DataError as in `read_jsonl`."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    head, _, last = text.rpartition("\n")
+    if last.strip():
+        try:
+            json.loads(last)
+        except json.JSONDecodeError:
+            print(f"warning: {path}: dropped a torn last line (a write interrupted by a crash)")
+            atomic_write_text(path, head + "\n" if head else "")
+        else:  # whole but for its newline: complete it, or the next append would join it
+            atomic_write_text(path, text + "\n")
+    return read_jsonl(path)

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from soar.core.config import check_same_config, dump_config
-from soar.core.io import DataError, append_jsonl, atomic_write_text, read_jsonl
+from soar.core.io import DataError, append_jsonl, atomic_write_text, read_log
 from soar.core.lock import LOCK_NAME
 from soar.core.problems import Problem, load_problems, save_problems
 from soar.engine.model import LoadConfig, load_policy, save_policy
@@ -95,7 +95,7 @@ class RunFolder:
         for name in LOGS:
             p = self.path / name
             if p.exists():
-                rows = [r for r in read_jsonl(p) if r.get("step", -1) < step]
+                rows = [r for r in read_log(p) if r.get("step", -1) < step]
                 atomic_write_text(p, "".join(json.dumps(r) + "\n" for r in rows))
 
     # -- writing a step --------------------------------------------------------------------------------
@@ -152,11 +152,11 @@ class RunFolder:
 
     def metrics(self) -> list[dict]:
         p = self.path / "metrics.jsonl"
-        return read_jsonl(p) if p.exists() else []
+        return read_log(p) if p.exists() else []
 
     def promotions(self) -> list[dict]:
         p = self.path / "promotions.jsonl"
-        return read_jsonl(p) if p.exists() else []
+        return read_log(p) if p.exists() else []
 
     def pq(self) -> list[Problem]:
         p = self.path / "pq.jsonl"
