@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from soar.core import seeds
-from soar.core.io import append_jsonl, read_jsonl, write_jsonl
+from soar.core.io import append_jsonl, read_log, write_jsonl
 from soar.core.problems import Problem
 from soar.engine.evaluate import EvalConfig, aggregate, evaluate
 from soar.world import World
@@ -42,7 +42,7 @@ def run_grid(
 ) -> list[dict]:
     """Train and evaluate every (arm, seed) not yet in `out/results.jsonl`; returns all result rows."""
     results = out / "results.jsonl"
-    done = {(r["arm"], r["seed"]) for r in read_jsonl(results)} if results.exists() else set()
+    done = {(r["arm"], r["seed"]) for r in read_log(results)} if results.exists() else set()  # a torn row: redone
     for seed in student_seeds:
         for arm in arms:
             if (arm, seed) in done:
@@ -62,7 +62,7 @@ def run_grid(
                 f"[seed {seed}] {ARM_NAMES.get(arm, arm)}: pass@1={summary['pass@1']:.4f} "
                 f"pass@{top}={summary[f'pass@{top}']:.4f} solved={summary['solved']}"
             )
-    return read_jsonl(results) if results.exists() else []
+    return read_log(results) if results.exists() else []
 
 
 def summarize(results: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:

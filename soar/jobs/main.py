@@ -232,7 +232,7 @@ def _main_job(cfg: RunConfig, world: World | None) -> dict:
 
     # 5. Report.
     table = summarize(results)
-    teacher_metrics = {name: f.metrics() for name, f in teachers.items() if f.metrics()}
+    teacher_metrics = {name: rows for name, f in teachers.items() if (rows := f.metrics())}
     from soar.jobs.report import main_report  # matplotlib: only when a report is written
 
     main_report(cfg, out, table, stats, teacher_metrics, promos, time.time() - t_start)

@@ -425,9 +425,4 @@ def _progress_bar(cfg: SoarConfig, start: int):
     return tqdm(total=cfg.outer_steps, initial=start, desc=f"SOAR ({cfg.reward})", dynamic_ncols=True)
 
 
-def trained_teacher(out: str | Path, opts=None):
-    """(teacher model, tokenizer) of a finished or interrupted run."""
-    return RunFolder(out).teacher(opts)
-
-
-__all__ = ["SoarConfig", "SoarSettings", "TeacherConfig", "run_soar", "outer_step", "trained_teacher", "ConfigMismatch"]
+__all__ = ["SoarConfig", "SoarSettings", "TeacherConfig", "run_soar", "outer_step", "ConfigMismatch"]
