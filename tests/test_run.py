@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from soar.core.parallel import ParallelConfig
 from soar.core.problems import Problem, save_problems
 from soar.engine.evaluate import EvalConfig
 from soar.engine.model import DEFAULT_MODEL
@@ -91,6 +92,14 @@ def test_main_job_at_toy_sizes_writes_the_report(hard_dir, tmp_path):
     assert len((out / "results.jsonl").read_text().splitlines()) == 7
     with pytest.raises(FileExistsError, match="--resume"):
         run_main(toy_run(hard_dir, out))
+    # Students redone on two worker processes (which read the run folder back) give the same rows, and a
+    # resumed run may change parallel.workers.
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
+    run_main(toy_run(hard_dir, out, resume=True, parallel=ParallelConfig(workers=2)))
+    redone = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    key = lambda r: (r["seed"], r["arm"])  # noqa: E731
+    drop = lambda r: {k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
+    assert sorted(map(drop, redone), key=key) == sorted(map(drop, rows), key=key)
 
 
 def test_cli_run_resume_refuses_a_missing_folder(tmp_path):

@@ -167,7 +167,9 @@ class ConfigMismatch(RuntimeError):
     """`--resume` with a config that differs from the one the run started with."""
 
 
-def check_same_config(saved_path: str | Path, cfg: Any, ignore: tuple[str, ...] = ("resume", "threads", "out")) -> None:
+def check_same_config(
+    saved_path: str | Path, cfg: Any, ignore: tuple[str, ...] = ("resume", "threads", "out", "parallel")
+) -> None:
     """Refuse to resume a run whose saved config (YAML) differs from `cfg` outside `ignore` (`out` is where the
     folder is now: a moved or copied run folder resumes where it lies)."""
     saved_path = Path(saved_path)

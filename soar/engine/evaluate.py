@@ -7,7 +7,7 @@ lower entropy, not learning, and the paper's teacher reward is a greedy accuracy
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -16,6 +16,7 @@ from soar.core.problems import Problem
 from soar.engine.metrics import mean_pass_at_k, mean_sd
 from soar.engine.sampling import sample
 from soar.world import World
+from soar.world.verifiers import extract_boxed
 
 
 @dataclass
@@ -122,3 +123,18 @@ def aggregate(summaries: list[dict]) -> dict[str, tuple[float, float]]:
     """Mean and SD over seeds of every numeric key."""
     keys = [k for k in summaries[0] if isinstance(summaries[0][k], int | float)]
     return {k: mean_sd([s[k] for s in summaries]) for k in keys}
+
+
+def own_answers(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    world: World,
+    problems: list[Problem],
+    seed: int,
+    max_new_tokens: int,
+) -> list[Problem]:
+    """The same problems with the model's own temperature-1 answer to each (student prompt; an answer it
+    does not box is kept as "?", which matches nothing)."""
+    prompts = [world.student_prompt(p.question) for p in problems]
+    outs = sample(model, tokenizer, prompts, 1, temperature=1.0, max_new_tokens=max_new_tokens, seed=seed)
+    return [replace(p, answer=(extract_boxed(o[0].text) or "?").strip()) for p, o in zip(problems, outs, strict=True)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from soar.core.config import at_least
+from soar.core.parallel import ParallelConfig
 from soar.engine.model import DEFAULT_MODEL, LoadConfig
 from soar.world import check_world
 
@@ -36,3 +37,6 @@ class Setup(ModelSetup):
 
     hard_dir: str = "data/hard"
     """folder with the fail@k train.jsonl / test.jsonl"""
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    """independent student trainings side by side (inner-loop students, the main job's arm x seed pairs);
+    results do not depend on it, so a resumed run may change it"""

@@ -1,14 +1,17 @@
 """The experiment harness of the main job and the premise: resumable (arm x seed) student runs, each
-trained, evaluated on the held-out hard test set and appended to results.jsonl; a finished pair is kept."""
+trained, evaluated on the held-out hard test set and appended to results.jsonl; a finished pair is kept.
+The pairs run on `soar.core.parallel.Workers` (in this process, or side by side on worker processes)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from soar.core import seeds
 from soar.core.io import append_jsonl, read_log, write_jsonl
+from soar.core.parallel import Workers
 from soar.core.problems import Problem
 from soar.engine.evaluate import EvalConfig, aggregate, evaluate
 from soar.world import World
@@ -17,6 +20,7 @@ ARM_NAMES = {
     "base": "Base model",
     "hard_only": "Hard-Only",
     "curriculum": "Oracle curriculum",
+    "self_answered": "Self-answered curriculum",
     "base_t": "Base-T",
     "grounded_t": "Grounded-T",
     "intrinsic_t": "Intrinsic-T",
@@ -29,40 +33,56 @@ TrainArm = Callable[[str, int], tuple[object, list[dict]] | None]
 """(arm, seed) -> (the model to evaluate, its training history), or None to skip the pair"""
 
 
-def run_grid(
-    out: Path,
-    arms: tuple[str, ...],
-    student_seeds: tuple[int, ...],
-    train: TrainArm,
-    tokenizer,
-    world: World,
-    test: list[Problem],
-    eval_cfg: EvalConfig,
-    max_new_tokens: int,
-) -> list[dict]:
-    """Train and evaluate every (arm, seed) not yet in `out/results.jsonl`; returns all result rows."""
+@dataclass
+class GridContext:
+    """What a worker needs to train and evaluate any (arm, seed) pair; built once per worker."""
+
+    train: TrainArm
+    tokenizer: object
+    world: World
+    test: list[Problem]
+    eval_cfg: EvalConfig
+    max_new_tokens: int
+
+
+def run_pair(ctx: GridContext, pair: tuple[str, int]) -> dict | None:
+    """Train and evaluate one (arm, seed): its result row, eval records and training history."""
+    arm, seed = pair
+    t0 = time.time()
+    trained = ctx.train(arm, seed)
+    if trained is None:
+        return None
+    model, history = trained
+    summary, records = evaluate(
+        model, ctx.tokenizer, ctx.world, ctx.test, ctx.eval_cfg, seeds.eval_seed(seed), ctx.max_new_tokens
+    )
+    row = {"arm": arm, "seed": seed, **summary, "seconds": round(time.time() - t0, 1)}
+    return {"row": row, "records": records, "history": history}
+
+
+def run_grid(out: Path, arms: tuple[str, ...], student_seeds: tuple[int, ...], workers: Workers) -> list[dict]:
+    """Train and evaluate every (arm, seed) not yet in `out/results.jsonl` on `workers` (whose context is a
+    GridContext); each finished pair is filed at once by this process. Returns all result rows in (seed,
+    arm) order, whatever order they finished in."""
     results = out / "results.jsonl"
     done = {(r["arm"], r["seed"]) for r in read_log(results)} if results.exists() else set()  # a torn row: redone
-    for seed in student_seeds:
-        for arm in arms:
-            if (arm, seed) in done:
-                continue
-            t0 = time.time()
-            trained = train(arm, seed)
-            if trained is None:
-                continue
-            model, history = trained
-            if history:
-                write_jsonl(out / f"train_{arm}_seed{seed}.jsonl", history)
-            summary, records = evaluate(model, tokenizer, world, test, eval_cfg, seeds.eval_seed(seed), max_new_tokens)
-            write_jsonl(out / f"eval_{arm}_seed{seed}.jsonl", records)
-            append_jsonl(results, [{"arm": arm, "seed": seed, **summary, "seconds": round(time.time() - t0, 1)}])
-            top = eval_cfg.ks[-1]
-            print(
-                f"[seed {seed}] {ARM_NAMES.get(arm, arm)}: pass@1={summary['pass@1']:.4f} "
-                f"pass@{top}={summary[f'pass@{top}']:.4f} solved={summary['solved']}"
-            )
-    return read_log(results) if results.exists() else []
+    pairs = [(arm, seed) for seed in student_seeds for arm in arms if (arm, seed) not in done]
+    for i, res in workers.run(run_pair, pairs):
+        arm, seed = pairs[i]
+        if res is None:
+            continue
+        if res["history"]:
+            write_jsonl(out / f"train_{arm}_seed{seed}.jsonl", res["history"])
+        write_jsonl(out / f"eval_{arm}_seed{seed}.jsonl", res["records"])
+        append_jsonl(results, [res["row"]])
+        top = max(k for k in (int(key[5:]) for key in res["row"] if key.startswith("pass@")))
+        print(
+            f"[seed {seed}] {ARM_NAMES.get(arm, arm)}: pass@1={res['row']['pass@1']:.4f} "
+            f"pass@{top}={res['row'][f'pass@{top}']:.4f} solved={res['row']['solved']}"
+        )
+    rows = read_log(results) if results.exists() else []
+    rank = {a: j for j, a in enumerate(arms)}
+    return sorted(rows, key=lambda r: (r["seed"], rank.get(r["arm"], len(rank)), r["arm"]))
 
 
 def summarize(results: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:

@@ -32,6 +32,7 @@ from soar.core import seeds
 from soar.core.config import at_least, check_same_config, dump_config, extend
 from soar.core.io import atomic_write_text
 from soar.core.lock import run_lock
+from soar.core.parallel import Workers
 from soar.core.problems import Problem, load_problems, save_problems
 from soar.engine.embed import ngram_embeddings
 from soar.engine.evaluate import EvalConfig
@@ -40,7 +41,7 @@ from soar.engine.model import clone_model, load_policy
 from soar.engine.rloo import RLOOConfig, cycling_batches, phased, train_rloo
 from soar.engine.setup import Setup
 from soar.jobs.hardset import HardSetConfig, HardSetSettings, make_hard
-from soar.jobs.harness import ARM_NAMES, run_grid, summarize
+from soar.jobs.harness import ARM_NAMES, GridContext, run_grid, summarize
 from soar.method.loop import SoarConfig, SoarSettings, qr_accuracy, run_soar
 from soar.method.run_folder import RunFolder
 from soar.method.teacher import as_problems, write_datasets
@@ -130,6 +131,7 @@ def train_student(
     cfg: StudentConfig,
     seed: int,
     max_new_tokens: int,
+    progress: bool = True,
 ):
     """A fresh copy of `base` trained for cfg.rloo.steps: Hard-Only when `synthetic` is None."""
     bs = cfg.rloo.batch_size
@@ -141,7 +143,7 @@ def train_student(
     else:
         batches = cycling_batches(synthetic + hard_train, bs)
     student = clone_model(base)
-    history = train_rloo(student, tokenizer, world, batches, cfg.rloo, seed, max_new_tokens, progress=True)
+    history = train_rloo(student, tokenizer, world, batches, cfg.rloo, seed, max_new_tokens, progress=progress)
     return student, history
 
 
@@ -171,7 +173,9 @@ def teacher_config(cfg: RunConfig, name: str) -> SoarConfig:
     """The SoarConfig of the main job's teacher run `name` (a key of TEACHER_RUNS) in `cfg.out/name`; a run
     started from it elsewhere (e.g. a parallel worker) is resumed, not redone, by `run_main`."""
     tdir = Path(cfg.out) / name
-    setup = {f: getattr(cfg, f) for f in ("model", "world", "load", "hard_dir", "max_new_tokens", "threads")}
+    setup = {
+        f: getattr(cfg, f) for f in ("model", "world", "load", "hard_dir", "max_new_tokens", "threads", "parallel")
+    }
     resume = (tdir / "config.yaml").exists()
     return extend(cfg.soar, SoarConfig, **setup, out=str(tdir), reward=TEACHER_RUNS[name], resume=resume)
 
@@ -185,6 +189,7 @@ def run_main(cfg: RunConfig, world: World | None = None) -> dict:
 
 def _main_job(cfg: RunConfig, world: World | None) -> dict:
     torch.set_num_threads(cfg.threads)
+    world_given = world
     out = open_main_folder(cfg)
     t_start = time.time()
 
@@ -207,15 +212,47 @@ def _main_job(cfg: RunConfig, world: World | None) -> dict:
     stats = {name: question_stats(ps, world, cfg) for name, ps in qsets.items() if ps}
     atomic_write_text(out / "question_stats.json", json.dumps(stats, indent=1))
 
-    # 4. Students, per seed and arm, on the held-out hard test set.
-    promos = teachers["soar"].promotions()
+    # 4. Students, per seed and arm, on the held-out hard test set (side by side on parallel.workers).
+    local = grid_context(cfg, base, tokenizer, world, hard_train, hard_test, qsets, teachers["soar"].promotions())
+    with Workers(cfg.parallel, main_context, (cfg, None if world_given is None else world), local) as workers:
+        results = run_grid(out, cfg.arms, cfg.seeds, workers)
+
+    # 5. Report.
+    table = summarize(results)
+    teacher_metrics = {name: rows for name, f in teachers.items() if (rows := f.metrics())}
+    from soar.jobs.report import main_report  # matplotlib: only when a report is written
+
+    main_report(cfg, out, table, stats, teacher_metrics, teachers["soar"].promotions(), time.time() - t_start)
+    return table
+
+
+def main_context(args: tuple[RunConfig, World | None]) -> GridContext:
+    """A worker's copy of the student stage: everything read back from the run folder."""
+    cfg, world = args
+    base, tokenizer = load_policy(cfg.model, opts=cfg.load)
+    world = world or make_world(cfg.world, tokenizer)
+    hard_train = load_problems(Path(cfg.hard_dir) / "train.jsonl")
+    hard_test = load_problems(Path(cfg.hard_dir) / "test.jsonl")
+    hard_test = hard_test[: cfg.test_limit] if cfg.test_limit > 0 else hard_test
+    soar_run = RunFolder(teacher_config(cfg, "soar").out)
+    qsets = {
+        a: load_problems(p) for a in QUESTION_SOURCES if (p := Path(cfg.out) / "questions" / f"{a}.jsonl").exists()
+    }
+    if pq := soar_run.pq():
+        qsets["pq"] = pq
+    return grid_context(cfg, base, tokenizer, world, hard_train, hard_test, qsets, soar_run.promotions())
+
+
+def grid_context(cfg: RunConfig, base, tokenizer, world: World, hard_train, hard_test, qsets, promos) -> GridContext:
+    """How each arm's student is trained (or picked, for PS), for run_grid."""
     ps_model: list = []  # PS is picked once for all seeds
+    bar = cfg.parallel.workers == 1  # progress bars of parallel workers would interleave
 
     def train(arm: str, seed: int):
         if arm == "base":
             return base, []
         if arm == "hard_only":
-            return train_student(base, tokenizer, world, hard_train, None, cfg.student, seed, cfg.max_new_tokens)
+            return train_student(base, tokenizer, world, hard_train, None, cfg.student, seed, cfg.max_new_tokens, bar)
         if arm == "ps":
             if not promos:
                 print("PS: no promotion happened in the SOAR run; nothing to evaluate")
@@ -226,24 +263,16 @@ def _main_job(cfg: RunConfig, world: World | None) -> dict:
         if not qsets.get(arm):
             print(f"{ARM_NAMES[arm]}: empty question set; skipped")
             return None
-        return train_student(base, tokenizer, world, hard_train, qsets[arm], cfg.student, seed, cfg.max_new_tokens)
+        return train_student(base, tokenizer, world, hard_train, qsets[arm], cfg.student, seed, cfg.max_new_tokens, bar)
 
-    results = run_grid(out, cfg.arms, cfg.seeds, train, tokenizer, world, hard_test, cfg.eval, cfg.max_new_tokens)
-
-    # 5. Report.
-    table = summarize(results)
-    teacher_metrics = {name: rows for name, f in teachers.items() if (rows := f.metrics())}
-    from soar.jobs.report import main_report  # matplotlib: only when a report is written
-
-    main_report(cfg, out, table, stats, teacher_metrics, promos, time.time() - t_start)
-    return table
+    return GridContext(train, tokenizer, world, hard_test, cfg.eval, cfg.max_new_tokens)
 
 
 def open_main_folder(cfg: RunConfig) -> Path:
     """Create the main job's folder, or check a resumed one's config (the analysis keys may change)."""
     out = Path(cfg.out)
     if cfg.resume:
-        check_same_config(out / "config.yaml", cfg, ignore=("resume", "threads", "out", *ANALYSIS_KEYS))
+        check_same_config(out / "config.yaml", cfg, ignore=("resume", "threads", "out", "parallel", *ANALYSIS_KEYS))
         dump_config(replace(cfg, resume=False), out / "config.yaml")  # the analysis keys of the latest report
     elif (out / "config.yaml").exists():
         raise FileExistsError(

@@ -3,9 +3,13 @@
 1. The base model's pass@1 / pass@32 per family and level (the "edge of learnability").
 2. Over several seeds, at equal total RLOO steps, the held-out hard TEST set's pass@k after
    (a) Hard-Only: RLOO on the hard train set, and
-   (b) oracle curriculum: RLOO on true easier stepping stones first, then on the hard train set.
+   (b) oracle curriculum: RLOO on true easier stepping stones first, then on the hard train set;
+   (c) self-answered curriculum: the same stones answered by the base model itself (one temperature-1
+       sample each), then the hard train set: what the right questions give before a teacher learns
+       anything about answers.
 The world is right only when (a) stays near the base model and (b) lifts hard-test pass@32 clearly:
-(b) is the upper bound that SOAR's teacher must discover by itself.
+(b) is the upper bound that SOAR's teacher must discover by itself, and (c) above (a) says that a
+teacher's own answers can teach.
 """
 
 from __future__ import annotations
@@ -21,15 +25,16 @@ from soar.core import seeds
 from soar.core.config import at_least, dump_config
 from soar.core.io import atomic_write_text
 from soar.core.lock import run_lock
+from soar.core.parallel import ParallelConfig, Workers
 from soar.core.problems import Problem, load_problems
-from soar.engine.evaluate import EvalConfig, evaluate
+from soar.engine.evaluate import EvalConfig, evaluate, own_answers
 from soar.engine.model import DEFAULT_MODEL, clone_model, load_policy
-from soar.engine.rloo import RLOOConfig, cycling_batches, phased, train_rloo
-from soar.jobs.harness import run_grid, summarize
+from soar.engine.rloo import BatchFn, RLOOConfig, cycling_batches, phased, train_rloo
+from soar.jobs.harness import GridContext, run_grid, summarize
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import FAMILIES, LEVELS, make_problem
 
-ARMS = ("base", "hard_only", "curriculum")
+ARMS = ("base", "hard_only", "curriculum", "self_answered")
 
 
 @dataclass
@@ -58,11 +63,17 @@ class PremiseConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     max_new_tokens: int = 64
     """longest student completion (training and evaluation)"""
+    arms: tuple[str, ...] = ARMS
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    """(arm, seed) pairs side by side: parallel.workers processes"""
     threads: int = 2
 
     def __post_init__(self) -> None:
         if not self.seeds:
             raise ValueError("seeds must name at least one seed")
+        bad = [a for a in self.arms if a not in ARMS]
+        if bad:
+            raise ValueError(f"unknown arms {bad}; valid: {list(ARMS)}")
         at_least(self, 1, "max_new_tokens", "threads")
         at_least(self, 0, "curriculum_steps", "edge_problems")
         parse_stones(self.stones)
@@ -86,6 +97,16 @@ def stone_batches(specs: list[tuple[str, int]], batch_size: int, min_run: int = 
 
     def next_batch(step: int, rng: random.Random) -> list[Problem]:
         return [make_problem(*rng.choice(specs), rng, min_run=min_run, max_run=max_run) for _ in range(batch_size)]
+
+    return next_batch
+
+
+def self_answered_batches(stones: BatchFn, base, tokenizer, max_new_tokens: int) -> BatchFn:
+    """`stones`, each answered by the frozen base model `base` (one temperature-1 sample)."""
+
+    def next_batch(step: int, rng: random.Random) -> list[Problem]:
+        problems = stones(step, rng)
+        return own_answers(base, tokenizer, ARITHMETIC, problems, rng.randrange(2**31), max_new_tokens)
 
     return next_batch
 
@@ -115,29 +136,50 @@ def _premise(cfg: PremiseConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, out / "config.yaml")
+    ctx = premise_context(cfg)
+
+    if cfg.edge_problems > 0 and not (out / "edge.json").exists():
+        print("measuring the base model's edge of learnability ...")
+        atomic_write_text(out / "edge.json", json.dumps(edge_table(ctx.base, ctx.tokenizer, cfg), indent=1))
+
+    with Workers(cfg.parallel, premise_context, cfg, local_context=ctx) as workers:
+        results = run_grid(out, cfg.arms, cfg.seeds, workers)
+    edge = json.loads((out / "edge.json").read_text()) if (out / "edge.json").exists() else []
+    return write_report(cfg, results, edge)
+
+
+@dataclass
+class PremiseContext(GridContext):
+    base: object = None
+
+
+def premise_context(cfg: PremiseConfig) -> PremiseContext:
+    """The base model, the hard sets and the arms' training, for this process or a worker."""
     base, tokenizer = load_policy(cfg.model)
     train, test = load_problems(Path(cfg.hard_dir) / "train.jsonl"), load_problems(Path(cfg.hard_dir) / "test.jsonl")
     stones = stone_batches(parse_stones(cfg.stones), cfg.rloo.batch_size, cfg.stone_min_run, cfg.stone_max_run)
     make_problem("mix", 1, random.Random(0), min_run=cfg.stone_min_run, max_run=cfg.stone_max_run)  # fail early
-
-    if cfg.edge_problems > 0 and not (out / "edge.json").exists():
-        print("measuring the base model's edge of learnability ...")
-        atomic_write_text(out / "edge.json", json.dumps(edge_table(base, tokenizer, cfg), indent=1))
 
     def train_arm(arm: str, seed: int):
         model = clone_model(base)
         if arm == "base":
             return model, []
         hard = cycling_batches(train, cfg.rloo.batch_size)
-        batches = hard if arm == "hard_only" else phased(stones, cfg.curriculum_steps, hard)
+        first = self_answered_batches(stones, base, tokenizer, cfg.max_new_tokens) if arm == "self_answered" else stones
+        batches = hard if arm == "hard_only" else phased(first, cfg.curriculum_steps, hard)
         print(f"[seed {seed}] training {arm} for {cfg.rloo.steps} steps")
         return model, train_rloo(
-            model, tokenizer, ARITHMETIC, batches, cfg.rloo, seed, cfg.max_new_tokens, progress=True
+            model,
+            tokenizer,
+            ARITHMETIC,
+            batches,
+            cfg.rloo,
+            seed,
+            cfg.max_new_tokens,
+            progress=cfg.parallel.workers == 1,
         )
 
-    results = run_grid(out, ARMS, cfg.seeds, train_arm, tokenizer, ARITHMETIC, test, cfg.eval, cfg.max_new_tokens)
-    edge = json.loads((out / "edge.json").read_text()) if (out / "edge.json").exists() else []
-    return write_report(cfg, results, edge)
+    return PremiseContext(train_arm, tokenizer, ARITHMETIC, test, cfg.eval, cfg.max_new_tokens, base=base)
 
 
 def write_report(cfg: PremiseConfig, results: list[dict], edge: list[dict]) -> dict:

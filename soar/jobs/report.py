@@ -60,7 +60,8 @@ def premise_markdown(table, edge: list[dict], manifest: dict, cfg) -> str:
         f"{cfg.eval.temperature}), mean ± SD over {seeds} seed(s); {cfg.rloo.steps} RLOO steps per arm, "
         f"the curriculum spending the first {cfg.curriculum_steps} on stepping stones "
         f"({', '.join(cfg.stones)}; hard steps with look-ahead "
-        f"{getattr(cfg, 'stone_min_run', 2)}-{getattr(cfg, 'stone_max_run', 3)})."
+        f"{getattr(cfg, 'stone_min_run', 2)}-{getattr(cfg, 'stone_max_run', 3)}; true answers for the oracle "
+        "curriculum, the base model's own temperature-1 answer for the self-answered one)."
     )
     parts += ["", pass_at_k_table(table, cfg.eval.ks, ARM_NAMES), "", "![pass@k](premise.png)", ""]
     if manifest:

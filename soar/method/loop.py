@@ -22,6 +22,7 @@ import torch
 from soar.core import seeds
 from soar.core.config import ConfigMismatch, at_least, to_dict
 from soar.core.lock import run_lock
+from soar.core.parallel import Workers, in_order
 from soar.core.problems import Problem, load_problems
 from soar.engine.evaluate import correct_counts
 from soar.engine.model import clone_model, frozen, load_policy, load_trainable_state, trainable_state
@@ -145,45 +146,82 @@ class DatasetResult:
     """the copies' trainable states, kept for a promotion at the end of the step (LoRA: adapters only)"""
 
 
-def train_on_dataset(
-    baseline,
-    tokenizer,
-    world: World,
-    problems: list[Problem],
-    qr: list[Problem],
-    base_acc: float,
-    cfg: SoarConfig,
-    t: int,
-    k: int,
-) -> DatasetResult:
-    """r copies of the baseline train RLOO on X_k against the teacher's answers; R_k = mean gain on Q_R."""
-    accs, states = [], []
-    for j in range(cfg.r):
-        student = clone_model(baseline)
-        batches = cycling_batches(problems, cfg.inner.batch_size)
-        train_rloo(
-            student,
-            tokenizer,
-            world,
-            batches,
-            cfg.inner,
-            seeds.derive(cfg.seed, t, seeds.STUDENT, k, j),
-            cfg.max_new_tokens,
-        )
-        qr_seed = seeds.derive(cfg.seed, t, seeds.QR_SCORE)
-        accs.append(qr_accuracy(student, tokenizer, world, qr, cfg, qr_seed, cfg.max_new_tokens))
-        states.append(trainable_state(student))
-        del student
-    return DatasetResult(dataset_reward(accs, base_acc), [a - base_acc for a in accs], states)
+@dataclass
+class InnerContext:
+    """What a worker needs to train student copies: the baseline student (in a worker: a model of its shape
+    whose weights each task sets), the tokenizer, the world, the run's settings."""
+
+    baseline: object
+    tokenizer: object
+    world: World
+    cfg: SoarConfig
 
 
-def intrinsic_reward(baseline, tokenizer, world: World, problems: list[Problem], cfg: SoarConfig, t: int, k: int):
+@dataclass
+class CopyTask:
+    """One student copy j of dataset k at outer step t (grounded), or dataset k's learnability (intrinsic)."""
+
+    problems: list[Problem]
+    qr: list[Problem]
+    t: int
+    k: int
+    j: int
+    baseline_state: dict | None = None
+    """the baseline's trainable state, sent to worker processes (None: use the context's baseline as it is)"""
+
+
+def inner_context(args: tuple[SoarConfig, World | None]) -> InnerContext:
+    """A worker's context: the base model's shape, loaded once; each task brings the baseline's weights."""
+    cfg, world = args
+    model, tokenizer = load_policy(cfg.model, opts=cfg.load)
+    return InnerContext(model, tokenizer, world or make_world(cfg.world, tokenizer), cfg)
+
+
+def _baseline(ctx: InnerContext, task: CopyTask):
+    if task.baseline_state is not None:
+        load_trainable_state(ctx.baseline, task.baseline_state)
+    return ctx.baseline
+
+
+def train_copy(ctx: InnerContext, task: CopyTask) -> tuple[float, dict]:
+    """One copy of the baseline trains RLOO on X_k against the teacher's answers: (Acc on Q_R, its state)."""
+    cfg = ctx.cfg
+    student = clone_model(_baseline(ctx, task))
+    batches = cycling_batches(task.problems, cfg.inner.batch_size)
+    seed = seeds.derive(cfg.seed, task.t, seeds.STUDENT, task.k, task.j)
+    train_rloo(student, ctx.tokenizer, ctx.world, batches, cfg.inner, seed, cfg.max_new_tokens)
+    qr_seed = seeds.derive(cfg.seed, task.t, seeds.QR_SCORE)
+    acc = qr_accuracy(student, ctx.tokenizer, ctx.world, task.qr, cfg, qr_seed, cfg.max_new_tokens)
+    return acc, trainable_state(student)
+
+
+def intrinsic_reward(ctx: InnerContext, task: CopyTask) -> DatasetResult:
     """Intrinsic-T: R_k = the learnability of X_k for the baseline student (no inner training)."""
-    n = cfg.intrinsic_samples
-    seed = seeds.derive(cfg.seed, t, seeds.INTRINSIC, k)
-    counts = correct_counts(baseline, tokenizer, world, problems, n, 1.0, cfg.max_new_tokens, seed)
+    cfg, n = ctx.cfg, ctx.cfg.intrinsic_samples
+    seed = seeds.derive(cfg.seed, task.t, seeds.INTRINSIC, task.k)
+    counts = correct_counts(
+        _baseline(ctx, task), ctx.tokenizer, ctx.world, task.problems, n, 1.0, cfg.max_new_tokens, seed
+    )
     reward = learnability_reward([c / n for c in counts])
     return DatasetResult(reward, [reward])
+
+
+def inner_loop(run: Run, problem_sets: list[list[Problem]], qr: list[Problem], base_acc: float, t: int):
+    """R_k of every dataset: grounded, r trained copies per dataset (all g x r side by side on the run's
+    workers); intrinsic, the baseline's learnability. One DatasetResult per dataset, in dataset order."""
+    cfg = run.cfg
+    state = trainable_state(run.student.model) if cfg.parallel.workers > 1 else None
+    if cfg.reward == "intrinsic":
+        tasks = [CopyTask(ps, qr, t, k, 0, state) for k, ps in enumerate(problem_sets)]
+        return in_order(run.workers.run(intrinsic_reward, tasks), len(tasks))
+    tasks = [CopyTask(ps, qr, t, k, j, state) for k, ps in enumerate(problem_sets) for j in range(cfg.r)]
+    copies = in_order(run.workers.run(train_copy, tasks), len(tasks))
+    results = []
+    for k in range(len(problem_sets)):
+        accs = [acc for (acc, _), task in zip(copies, tasks, strict=True) if task.k == k]
+        states = [st for (_, st), task in zip(copies, tasks, strict=True) if task.k == k]
+        results.append(DatasetResult(dataset_reward(accs, base_acc), [a - base_acc for a in accs], states))
+    return results
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -259,6 +297,8 @@ class Run:
     hard_train: list[Problem]
     state: RunState
     folder: RunFolder
+    workers: Workers
+    """where the inner loop's student copies train (soar.core.parallel)"""
 
 
 def outer_step(run: Run, t: int) -> tuple[dict, list[dict]]:
@@ -280,13 +320,7 @@ def outer_step(run: Run, t: int) -> tuple[dict, list[dict]]:
     problem_sets = [as_problems(ds, world.classify) for ds in datasets]
 
     # 3. Inner loop: R_k for every dataset (grounded: trained students' gains; intrinsic: learnability).
-    if cfg.reward == "intrinsic":
-        results = [intrinsic_reward(student.model, tok, world, ps, cfg, t, k) for k, ps in enumerate(problem_sets)]
-    else:
-        results = [
-            train_on_dataset(student.model, tok, world, ps, qr, base_acc, cfg, t, k)
-            for k, ps in enumerate(problem_sets)
-        ]
+    results = inner_loop(run, problem_sets, qr, base_acc, t)
     R = [res.reward for res in results]
 
     # 4. Outer loop: one teacher RLOO update on the rewards.
@@ -374,6 +408,7 @@ def run_soar(cfg: SoarConfig, world: World | None = None, on_step=None, progress
 
 def _train_teacher(cfg: SoarConfig, world: World | None, on_step, progress: bool) -> Path:
     torch.set_num_threads(cfg.threads)
+    world_given = world
     hard_train = load_problems(Path(cfg.hard_dir) / "train.jsonl")
     if len(hard_train) < cfg.qr_size:
         raise ValueError(f"qr_size={cfg.qr_size} is larger than the hard train set ({len(hard_train)} problems)")
@@ -396,18 +431,27 @@ def _train_teacher(cfg: SoarConfig, world: World | None, on_step, progress: bool
     tracker = Tracker(
         cfg.out, cfg.report_to, f"{Path(cfg.out).name}-{cfg.reward}", json.loads(json.dumps(to_dict(cfg)))
     )
-    run = Run(cfg, teacher, student, tokenizer, world, hard_train, state, folder)
-    bar = _progress_bar(cfg, state.step) if progress else None
+    local = InnerContext(student.model, tokenizer, world, cfg)
+    workers = Workers(cfg.parallel, inner_context, (cfg, world_given), local_context=local)
+    run = Run(cfg, teacher, student, tokenizer, world, hard_train, state, folder, workers)
+    with workers:
+        _outer_steps(run, tracker, on_step, progress)
+    tracker.close()
+    return folder.path
 
+
+def _outer_steps(run: Run, tracker: Tracker, on_step, progress: bool) -> None:
+    cfg, state, folder, teacher = run.cfg, run.state, run.folder, run.teacher
+    bar = _progress_bar(cfg, state.step) if progress else None
     for t in range(state.step, cfg.outer_steps):
         metrics, questions = outer_step(run, t)
         # Log the step, then save it (the step is complete only once its checkpoint exists).
         folder.log_step(metrics, questions)
         tracker.log(scalars(metrics, state), t)
         state.step = t + 1
-        folder.save_checkpoint(state, teacher.model, tokenizer, teacher.opt, teacher.sched, student.model)
+        folder.save_checkpoint(state, teacher.model, run.tokenizer, teacher.opt, teacher.sched, run.student.model)
         if cfg.save_teacher_every and (t + 1) % cfg.save_teacher_every == 0:
-            folder.save_teacher_snapshot(teacher.model, tokenizer, t + 1)
+            folder.save_teacher_snapshot(teacher.model, run.tokenizer, t + 1)
         if on_step is not None:
             on_step(t, metrics)
         if bar is not None:
@@ -415,8 +459,6 @@ def _train_teacher(cfg: SoarConfig, world: World | None, on_step, progress: bool
             bar.set_postfix(rhat=f"{metrics['rhat']:+.3f}", rbar=f"{metrics['rbar']:+.3f}", pq=metrics["pq_size"])
     if bar is not None:
         bar.close()
-    tracker.close()
-    return folder.path
 
 
 def _progress_bar(cfg: SoarConfig, start: int):
