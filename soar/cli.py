@@ -40,7 +40,7 @@ def _eval(cfg: EvalCommandConfig) -> None:
 
     torch.set_num_threads(cfg.threads)
     model, tok = load_policy(cfg.model, opts=cfg.load)
-    world = make_world(cfg.world, tok)
+    world = make_world(cfg.world, tok, cfg.prompts)
     problems = load_problems(cfg.problems)
     out = Path(cfg.out)
     summaries = []

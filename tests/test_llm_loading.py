@@ -2,6 +2,7 @@
 frozen base, adapter checkpoints, stop tokens of chat models."""
 
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -30,9 +31,16 @@ LORA = LoadConfig(device="cpu", dtype="float32", lora=LoraSettings(r=4, alpha=8)
 
 
 def test_dtype_device_and_gradient_checkpointing(tiny_dir):
+    # bf16 compute with float32 master weights (mixed precision), or pure bf16 weights when asked.
     model, _ = load_policy(tiny_dir, opts=LoadConfig(device="cpu", dtype="bfloat16", gradient_checkpointing=True))
-    assert next(model.parameters()).dtype == torch.bfloat16
+    assert next(model.parameters()).dtype == torch.float32 and model.soar_autocast == torch.bfloat16
     assert checkpointing(model)
+    pure, _ = load_policy(tiny_dir, opts=LoadConfig(device="cpu", dtype="bfloat16", master_weights=False))
+    assert next(pure.parameters()).dtype == torch.bfloat16 and pure.soar_autocast is None
+    lora, _ = load_policy(tiny_dir, opts=replace(LORA, dtype="bfloat16"))  # frozen base in bf16, adapters fp32
+    dtypes = {p.dtype for n, p in lora.named_parameters() if "lora_" not in n}
+    assert dtypes == {torch.bfloat16}
+    assert {p.dtype for p in lora.parameters() if p.requires_grad} == {torch.float32}
     model, _ = load_policy(tiny_dir, opts=LoadConfig())  # auto on a CPU machine: float32
     assert next(model.parameters()).dtype == torch.float32 and not checkpointing(model)
     with pytest.raises(ValueError, match="load.dtype"):
@@ -103,3 +111,35 @@ def test_generation_config_eos_ids_also_stop(tiny):
         if s.finished:
             assert s.token_ids[-1] in (tok.eos_token_id, plus)
             assert plus not in s.token_ids[:-1] and tok.eos_token_id not in s.token_ids[:-1]
+
+
+def _moved_share(opts: LoadConfig, model_dir, steps: int = 1) -> float:
+    """Share of the weights that got a gradient and changed after `steps` AdamW steps at lr 1e-5."""
+    model, tok = load_policy(model_dir, opts=opts)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    rng = random.Random(0)
+    rows = []
+    for i in range(8):
+        p = make_problem("add", 0, rng)
+        rows.append((tok(ARITHMETIC.student_prompt(p.question)).input_ids, tok(p.answer).input_ids, 1.0 - 0.25 * i))
+    got_grad = moved = 0
+    for _ in range(steps):
+        policy_update(model, None, opt, sched, rows, 0.0, 0.0, 4, tok.pad_token_id)
+    for n, p in model.named_parameters():
+        if p.grad is None:
+            continue
+        has = p.grad != 0
+        got_grad += int(has.sum())
+        moved += int(((p.detach() != before[n]) & has).sum())
+    return moved / got_grad
+
+
+def test_mixed_precision_moves_the_weights_that_pure_bf16_rounds_away(tiny_dir):
+    """The issue's check: with bf16 compute, one AdamW step at lr 1e-5 moves at least 99% of the weights that got
+    a gradient (float32 master weights); pure bf16 weights lose most of that update to rounding."""
+    mixed = _moved_share(LoadConfig(device="cpu", dtype="bfloat16"), tiny_dir)
+    pure = _moved_share(LoadConfig(device="cpu", dtype="bfloat16", master_weights=False), tiny_dir)
+    assert mixed >= 0.99
+    assert pure < 0.5

@@ -189,7 +189,7 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(hard_dir, straight, tm
 
     def strip(p):
         return [
-            {k: v for k, v in json.loads(x).items() if k != "seconds"}  # noqa: E731
+            {k: v for k, v in json.loads(x).items() if k != "seconds" and not k.startswith("time_")}
             for x in p.read_text().splitlines()
         ]
 
@@ -290,3 +290,32 @@ def test_inner_loop_defaults_are_the_students_lr_without_warmup_and_evaluations_
     inner = SoarConfig().inner
     assert (inner.lr, inner.warmup, inner.steps) == (RLOOConfig().lr, 0, 10) == (5e-5, 0, 10)
     assert RLOOConfig().warmup == 20
+
+
+def test_the_promoted_student_trains_promotion_steps_more(hard_dir, tmp_path, monkeypatch):
+    """promotion_steps (paper 5): after the inner loop, one more RLOO run of that many steps, on the promoted
+    dataset, with its own seed stream; none with promotion_steps=0. The step's rewards do not change."""
+    calls = []
+    real = loop.train_rloo
+
+    def spy(model, tok, world, batches, cfg, seed, max_new_tokens, *a, **kw):
+        calls.append((cfg.steps, seed, [p.question for p in batches(0, random.Random(0))]))
+        return real(model, tok, world, batches, cfg, seed, max_new_tokens, *a, **kw)
+
+    monkeypatch.setattr(loop, "train_rloo", spy)
+    rewards = {}
+    for steps in (0, 3):
+        calls.clear()
+        out = run_soar(toy(hard_dir, tmp_path / f"p{steps}", outer_steps=1, promotion_steps=steps), progress=False)
+        rewards[steps] = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])["R"]
+        inner = [c for c in calls if c[0] == 2]  # the toy inner loop: 2 steps, r = 2 copies x g = 2 datasets
+        extra = [c for c in calls if c[0] != 2]
+        assert len(inner) == 4
+        pq = {json.loads(x)["question"] for x in (out / "pq.jsonl").read_text().splitlines()}
+        if steps == 0:
+            assert extra == []
+        else:
+            assert len(extra) == 1 and extra[0][0] == 3
+            assert extra[0][1] == loop.seeds.derive(0, 0, loop.seeds.PROMOTION)
+            assert set(extra[0][2]) <= pq  # trained on the promoted dataset
+    assert rewards[0] == rewards[3]

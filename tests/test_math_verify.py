@@ -11,6 +11,7 @@ import pytest
 
 from soar.method.teacher import valid_pair
 from soar.world import WORLDS, make_world
+from soar.world.base import PromptSettings
 from soar.world.formats import parse_teacher_output
 from soar.world.math import MATH, chat_prompt
 from soar.world.verifiers import _WORKER, RewardShaping, extract_boxed, math_equal, math_equal_or_none, shaped_reward
@@ -110,6 +111,44 @@ def test_math_world_prompts_plain_and_chat(tiny):
     assert w.student_prompt("q").startswith("<|user|>q\n") and w.student_prompt("q").endswith("<|assistant|>")
     assert chat_prompt(tok, "hi") == "<|user|>hi<|assistant|>"
     assert make_world("arithmetic", tok).student_prompt("1 +2") == "User: 1 +2 Assistant: "  # unchanged
+
+
+LLAMA3_DATE = (  # the date logic of Llama 3.x chat templates: today's date unless date_string is given
+    "{%- if not date_string is defined %}{%- if strftime_now is defined %}"
+    '{%- set date_string = strftime_now("%d %b %Y") %}'
+    '{%- else %}{%- set date_string = "26 Jul 2024" %}{%- endif %}{%- endif %}'
+    "<|system|>Today Date: {{ date_string }}{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}"
+    "<|assistant|>"
+)
+
+
+def test_chat_prompts_are_the_same_on_every_date(tiny, monkeypatch):
+    """A template that prints today's date gets the fixed date_string: two runs on different days build
+    byte-identical prompts; the paper's plain prompts are one setting away."""
+    import datetime as dt
+
+    import transformers.utils.chat_template_utils as ctu
+
+    _, tok = tiny
+    tok.chat_template = LLAMA3_DATE
+    prompts = []
+    for day in (dt.datetime(2026, 12, 1), dt.datetime(2027, 3, 15)):
+
+        class Frozen(dt.datetime):
+            @classmethod
+            def now(cls, tz=None, day=day):
+                return day
+
+        monkeypatch.setattr(ctu, "datetime", Frozen)
+        raw = tok.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False)
+        assert day.strftime("%d %b %Y") in raw  # the template alone follows the clock
+        w = make_world("math", tok)
+        prompts.append((w.student_prompt("q"), w.teacher_prompt))
+    assert prompts[0] == prompts[1]
+    assert "Today Date: 26 Jul 2024" in prompts[0][0]
+    fixed = make_world("math", tok, PromptSettings(date_string="01 Jan 2025")).student_prompt("q")
+    assert "Today Date: 01 Jan 2025" in fixed
+    assert make_world("math", tok, PromptSettings(chat_template=False)).student_prompt("q") == MATH.student_prompt("q")
 
 
 def test_unknown_world_lists_the_valid_ones():

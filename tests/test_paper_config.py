@@ -12,7 +12,7 @@ import torch
 
 from soar.cli import main
 from soar.engine.model import TinyModelConfig, build_char_tokenizer, build_tiny_model, save_policy
-from soar.world import make_world
+from soar.world import PromptSettings, make_world
 from soar.world.verifiers import math_parses
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +22,8 @@ DOC = "<question>What is 2+2?</question><answer>\\boxed{4}</answer>"
 
 @pytest.fixture(scope="module")
 def standin(tmp_path_factory):
-    """A tiny chat model taught (by overfitting) to answer the math teacher prompt with one valid pair."""
+    """A tiny chat model taught (by overfitting) to answer the math teacher prompt with one valid pair (the
+    paper configs use the paper's plain prompts, not the chat template)."""
     tok = build_char_tokenizer()
     tok.chat_template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>{% endfor %}<assistant>"
     torch.manual_seed(0)
@@ -31,7 +32,12 @@ def standin(tmp_path_factory):
         TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_positions=1024),
         seed=0,
     )
-    ids = torch.tensor([tok(make_world("math", tok).teacher_prompt + DOC).input_ids + [tok.eos_token_id]])
+    ids = torch.tensor(
+        [
+            tok(make_world("math", tok, PromptSettings(chat_template=False)).teacher_prompt + DOC).input_ids
+            + [tok.eos_token_id]
+        ]
+    )
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(120):
         loss = model(input_ids=ids, labels=ids).loss

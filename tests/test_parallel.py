@@ -47,6 +47,19 @@ def test_workers_return_every_result_by_index_whatever_the_order():
     assert list(Workers(ParallelConfig(workers=2), _offset, 0).run(_square, [])) == []
 
 
+def _visible_gpus(ctx, x):
+    import os
+
+    return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def test_local_workers_take_the_listed_gpus_in_turn():
+    """worker_gpus: each local worker process sees one GPU of the list (CPU check of the assignment)."""
+    with Workers(ParallelConfig(workers=2, worker_gpus=(3, 5)), _offset, 0) as w:
+        seen = set(in_order(w.run(_visible_gpus, list(range(6))), 6))
+    assert seen <= {"3", "5"} and seen
+
+
 def test_a_failing_task_raises_in_the_driver():
     with Workers(ParallelConfig(workers=2), _offset, 0) as w, pytest.raises(ValueError, match="task 3 failed"):
         in_order(w.run(_fail_on_three, list(range(5))), 5)

@@ -60,3 +60,16 @@ def test_promotion_picks_best_dataset_and_median_student():
 def test_window_one_reacts_to_a_single_step():
     assert promotion_decision([-0.5, 0.2], [0.2], [[0.2]], window=1, tau=0.01).promote
     assert not promotion_decision([-0.5, 0.2], [0.2], [[0.2]], window=3, tau=0.01).promote
+
+
+def test_promotion_waits_for_a_full_window():
+    """At step 0 or right after a promotion a single large R-hat does not promote: the window must be full."""
+    assert not promotion_decision([0.5], [0.5, 0.1], [[0.5], [0.1]], window=3, tau=0.01).promote
+    assert not promotion_decision([0.5, 0.5], [0.5, 0.1], [[0.5], [0.1]], window=3, tau=0.01).promote
+    p = promotion_decision([0.5, 0.5, 0.5], [0.5, 0.1], [[0.5], [0.1]], window=3, tau=0.01)
+    assert p.promote and p.dataset == 0
+
+
+def test_ties_go_to_the_first_best_dataset():
+    p = promotion_decision([0.2], [0.1, 0.3, 0.3], [[0.1], [0.3, 0.2], [0.3]], window=1, tau=0.01)
+    assert p.dataset == 1 and p.student == 1  # lower median of (0.3, 0.2) is 0.2, at index 1

@@ -34,6 +34,9 @@ class ParallelConfig:
     """ray: GPUs each task asks for (0 on a CPU; e.g. 0.25 puts four LoRA students on one GPU)"""
     threads_per_worker: int = 1
     """torch threads inside each worker process"""
+    worker_gpus: tuple[int, ...] = ()
+    """local: the GPU indices the worker processes take in turn (each sees one, as CUDA_VISIBLE_DEVICES);
+    () = every worker sees what this process sees. E.g. [1, 2, 3] leaves GPU 0 to the teacher."""
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -63,11 +66,16 @@ def _context(init: Init, config: Any) -> Any:
     return _CONTEXT[key]
 
 
-def _worker_start(threads: int) -> None:
+def _worker_start(threads: int, gpus: tuple[int, ...] = (), counter=None) -> None:
+    if gpus and counter is not None:  # before torch touches CUDA in this process
+        with counter.get_lock():
+            index = counter.value
+            counter.value += 1
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus[index % len(gpus)])
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
     torch.set_num_threads(threads)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def _run_in_worker(init: Init, config: Any, task: Task, arg: Any) -> Any:
@@ -113,11 +121,12 @@ class Workers:
 
     def _local(self, task: Task, args: list[Any]) -> Iterator[tuple[int, Any]]:
         if self._pool is None:
+            ctx = get_context("spawn")
             self._pool = ProcessPoolExecutor(
                 self.cfg.workers,
-                mp_context=get_context("spawn"),
+                mp_context=ctx,
                 initializer=_worker_start,
-                initargs=(self.cfg.threads_per_worker,),
+                initargs=(self.cfg.threads_per_worker, tuple(self.cfg.worker_gpus), ctx.Value("i", 0)),
             )
         pending = {self._pool.submit(_run_in_worker, self.init, self.config, task, a): i for i, a in enumerate(args)}
         try:

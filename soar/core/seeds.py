@@ -23,6 +23,8 @@ INTRINSIC = 4
 """Intrinsic-T's success-rate samples, per dataset k"""
 STUDENT = 5
 """an inner-loop student's RLOO, per (dataset k, copy j)"""
+PROMOTION = 6
+"""the promoted student's extra `promotion_steps` of RLOO on its dataset"""
 
 QUESTION_SETS = 7_000
 """the Base-T / Grounded-T / Intrinsic-T question sets of the main job (one seed for all three teachers)"""

@@ -7,6 +7,7 @@ nothing downstream knows it is tiny.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from dataclasses import dataclass, field, replace
@@ -110,7 +111,12 @@ class LoadConfig:
     device: str = "auto"
     """auto (cuda when available, else cpu) | cpu | cuda | cuda:N"""
     dtype: str = "auto"
-    """auto (bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16 | float16"""
+    """compute precision: auto (bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16 | float16"""
+    master_weights: bool = True
+    """full fine-tuning below float32: keep the weights (and so AdamW's state) in float32 and compute in
+    `dtype` under autocast (mixed precision). False = the weights in `dtype` too (pure low precision: at lr
+    1e-5 most bf16 weights do not move; docs/DESIGN.md, "Precision"). LoRA keeps its frozen base in `dtype`
+    and its adapters in float32 either way."""
     gradient_checkpointing: bool = False
     """recompute activations in the backward pass (less memory, about 30% more compute)"""
     lora: LoraSettings = field(default_factory=LoraSettings)
@@ -155,8 +161,11 @@ def load_policy(
     spec = str(path)
     path = resolve_model_path(spec)
     local = Path(path)
+    autocast = None
     if opts is not None:
         device, dtype = _device_dtype(opts)
+        if dtype != torch.float32 and opts.master_weights and opts.lora.r == 0:
+            autocast, dtype = dtype, torch.float32  # mixed precision: float32 master weights
     if (local / "adapter_config.json").exists() and (local / "soar_base.json").exists():
         return _load_adapter(local, device, dtype, opts)
     kwargs: dict = {}
@@ -175,6 +184,7 @@ def load_policy(
         raise FileNotFoundError(f"could not load model {spec}: {e}") from e
     _pad_left(tokenizer)
     model.soar_base = spec  # where the frozen base comes from, for LoRA checkpoints
+    model.soar_autocast = autocast  # the compute dtype of mixed precision (None: compute in the weights' dtype)
     if kwargs.get("gguf_file"):  # de-quantised to plain tensors on load: save it as an ordinary checkpoint
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
@@ -221,7 +231,7 @@ def _load_adapter(path: Path, device: str, dtype, opts: LoadConfig | None):
     from peft import PeftModel
 
     base_spec = json.loads((path / "soar_base.json").read_text())["base"]
-    base_opts = replace(opts or LoadConfig(), lora=LoraSettings())
+    base_opts = replace(opts or LoadConfig(), lora=LoraSettings(), master_weights=False)  # frozen: in `dtype`
     if opts is None:
         base_opts.device, base_opts.dtype = device, str(dtype or torch.float32).removeprefix("torch.")
     base, _ = load_policy(base_spec, opts=base_opts)
@@ -230,6 +240,15 @@ def _load_adapter(path: Path, device: str, dtype, opts: LoadConfig | None):
     model = PeftModel.from_pretrained(base, str(path), is_trainable=True)
     model.soar_base = base_spec
     return model, tokenizer
+
+
+def compute_precision(model):
+    """The context every forward pass of `model` runs in: autocast to its compute dtype under mixed
+    precision (`LoadConfig.master_weights`), else nothing."""
+    dtype = getattr(model, "soar_autocast", None)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=next(model.parameters()).device.type, dtype=dtype)
 
 
 def is_lora(model) -> bool:
@@ -245,9 +264,10 @@ def clone_model(model: PreTrainedModel) -> PreTrainedModel:
     return copy.deepcopy(model, memo)
 
 
-def trainable_state(model: PreTrainedModel) -> dict[str, torch.Tensor]:
-    """Copies of the trainable parameters only (a LoRA student's adapters; all weights otherwise)."""
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+def trainable_state(model: PreTrainedModel, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """Copies of the trainable parameters only (a LoRA student's adapters; all weights otherwise), on
+    `device`: by default off the accelerator, so that kept students do not hold GPU memory."""
+    return {n: p.detach().to(device, copy=True) for n, p in model.named_parameters() if p.requires_grad}
 
 
 def load_trainable_state(model: PreTrainedModel, state: dict[str, torch.Tensor]) -> None:
@@ -258,7 +278,11 @@ def load_trainable_state(model: PreTrainedModel, state: dict[str, torch.Tensor])
 
 
 def frozen(model: PreTrainedModel) -> PreTrainedModel:
+    """A frozen copy (a KL reference); under mixed precision it is kept in the compute dtype (half the memory
+    of the float32 master weights: it is never updated)."""
     ref = clone_model(model).eval()
+    if getattr(model, "soar_autocast", None) is not None:
+        ref = ref.to(model.soar_autocast)
     for p in ref.parameters():
         p.requires_grad_(False)
     return ref

@@ -21,10 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from soar.core.config import at_least
 from soar.core.problems import Problem
+from soar.engine.model import compute_precision
 from soar.engine.sampling import encode_prompts, sample
 from soar.world import World
 from soar.world.verifiers import RewardShaping, shaped_reward
@@ -78,10 +80,25 @@ def policy_loss(
     return loss, {"pg_loss": float(pg.detach()), "kl": kl_val}
 
 
+LOGPROB_CHUNK = 4096
+"""tokens (rows x positions) per chunk of the log-prob pass: the largest float32 logits tensor that exists is
+LOGPROB_CHUNK x vocabulary (4096 x 128,256 x 4 bytes = 2.1 GB for Llama 3), never (rows, T, vocabulary)"""
+
+_SCALED_LOGITS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
+"""config keys of models whose logits are more than the output layer (softcapped or scaled): full forward"""
+
+
 def token_logprobs(
-    model: PreTrainedModel, prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int
+    model: PreTrainedModel,
+    prompt_ids: list[list[int]],
+    completion_ids: list[list[int]],
+    pad_id: int,
+    chunk_tokens: int = LOGPROB_CHUNK,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probs of each completion token given its prompt: (rows, T) values and (rows, T) mask."""
+    """Log-probs of each completion token given its prompt: (rows, T) values and (rows, T) mask.
+
+    The decoder runs once; the output layer and the log-softmax run on chunks of positions, each
+    recomputed in the backward pass (activation checkpointing), so no (rows, T, V) tensor is ever held."""
     device = next(model.parameters()).device
     seqs = [p + c for p, c in zip(prompt_ids, completion_ids, strict=True)]
     width = max(len(s) for s in seqs)
@@ -93,16 +110,36 @@ def token_logprobs(
         attn[i, width - len(s) :] = 1
     ids, attn = ids.to(device), attn.to(device)
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=ids, attention_mask=attn, position_ids=pos).logits  # (rows, width, V)
-    # Completions are right-aligned: the last T positions hold them (left-padded inside).
-    pred = logits[:, width - T - 1 : width - 1, :].float()  # (rows, T, V) predicts tokens width-T..width-1
-    target = ids[:, width - T :]  # (rows, T)
-    lp = torch.log_softmax(pred, dim=-1).gather(-1, target[..., None]).squeeze(-1)  # (rows, T)
+    target = ids[:, width - T :]  # (rows, T): completions are right-aligned (left-padded inside)
+    with compute_precision(model):
+        if any(getattr(model.config, k, None) for k in _SCALED_LOGITS):
+            logits = model(input_ids=ids, attention_mask=attn, position_ids=pos, logits_to_keep=T + 1).logits
+            lp = _chunk_logprobs(None, logits[:, :T], target)
+        else:
+            hidden = model.get_decoder()(input_ids=ids, attention_mask=attn, position_ids=pos).last_hidden_state
+            hidden = hidden[:, width - T - 1 : width - 1]  # (rows, T, H) predicts tokens width-T..width-1
+            head = model.get_output_embeddings()
+            step = max(1, chunk_tokens // len(seqs))
+            parts = []
+            for s in range(0, T, step):
+                h, tgt = hidden[:, s : s + step], target[:, s : s + step]
+                if torch.is_grad_enabled() and h.requires_grad:
+                    parts.append(checkpoint(_chunk_logprobs, head, h, tgt, use_reentrant=False))
+                else:
+                    parts.append(_chunk_logprobs(head, h, tgt))
+            lp = torch.cat(parts, dim=1)
     cmask = torch.zeros((len(seqs), T), dtype=torch.bool, device=device)
     for i, c in enumerate(completion_ids):
         if c:
             cmask[i, T - len(c) :] = True
     return lp * cmask, cmask
+
+
+def _chunk_logprobs(head, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """log p(target) from hidden states through the output layer `head` (None: `hidden` are logits already),
+    in float32."""
+    logits = (hidden if head is None else head(hidden)).float()
+    return logits.gather(-1, target[..., None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 
 # --------------------------------------------------------------------------------------------------------

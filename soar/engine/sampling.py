@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from soar.engine.model import compute_precision
+
 
 @dataclass
 class Sample:
@@ -131,7 +133,8 @@ def sample(
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
-        seqs, fin = _generate(model, [rows[i] for i in idx], temperature, max_new_tokens, eos, pad, gen)
+        with compute_precision(model):
+            seqs, fin = _generate(model, [rows[i] for i in idx], temperature, max_new_tokens, eos, pad, gen)
         all_seqs.extend(seqs)
         all_fin.extend(fin)
     by_row: list[Sample | None] = [None] * len(rows)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from soar.core.config import at_least
 from soar.core.parallel import ParallelConfig
 from soar.engine.model import DEFAULT_MODEL, LoadConfig
-from soar.world import check_world
+from soar.world import PromptSettings, check_world
 
 
 @dataclass
@@ -19,6 +19,8 @@ class ModelSetup:
     world: str = "arithmetic"
     """arithmetic | math (LaTeX answers checked by math-verify; chat template when the tokenizer has one)"""
     load: LoadConfig = field(default_factory=LoadConfig)
+    prompts: PromptSettings = field(default_factory=PromptSettings)
+    """chat template or the paper's plain prompts (text worlds), and the fixed date a template writes"""
     """device, dtype, gradient checkpointing and LoRA of every model the command loads"""
     max_new_tokens: int = 64
     """longest student completion, everywhere a student writes one: screening, training, Q_R, evaluation

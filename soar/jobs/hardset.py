@@ -271,7 +271,7 @@ def _make_hard(cfg: HardSetConfig, world: World | None) -> dict:
     torch.set_num_threads(cfg.threads)
     t0 = time.time()
     model, tokenizer = load_policy(cfg.model, opts=cfg.load)
-    world = world or make_world(cfg.world, tokenizer)
+    world = world or make_world(cfg.world, tokenizer, cfg.prompts)
     rng = random.Random(cfg.seed)
     pool, source = draw_pool(cfg, rng)
     deep, n_bound = estimate_screen(model, tokenizer, world, pool, cfg) if cfg.max_log10_p is not None else (pool, None)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -39,7 +39,7 @@ from soar.engine.evaluate import EvalConfig
 from soar.engine.metrics import vendi_bootstrap
 from soar.engine.model import clone_model, load_policy
 from soar.engine.rloo import RLOOConfig, cycling_batches, phased, train_rloo
-from soar.engine.setup import Setup
+from soar.engine.setup import ModelSetup, Setup
 from soar.jobs.hardset import HardSetConfig, HardSetSettings, make_hard
 from soar.jobs.harness import ARM_NAMES, GridContext, run_grid, summarize
 from soar.method.loop import SoarConfig, SoarSettings, qr_accuracy, run_soar
@@ -173,9 +173,7 @@ def teacher_config(cfg: RunConfig, name: str) -> SoarConfig:
     """The SoarConfig of the main job's teacher run `name` (a key of TEACHER_RUNS) in `cfg.out/name`; a run
     started from it elsewhere (e.g. a parallel worker) is resumed, not redone, by `run_main`."""
     tdir = Path(cfg.out) / name
-    setup = {
-        f: getattr(cfg, f) for f in ("model", "world", "load", "hard_dir", "max_new_tokens", "threads", "parallel")
-    }
+    setup = {f.name: getattr(cfg, f.name) for f in fields(Setup)}
     resume = (tdir / "config.yaml").exists()
     return extend(cfg.soar, SoarConfig, **setup, out=str(tdir), reward=TEACHER_RUNS[name], resume=resume)
 
@@ -196,13 +194,13 @@ def _main_job(cfg: RunConfig, world: World | None) -> dict:
     # 1. Hard sets.
     if cfg.make_hard and not (Path(cfg.hard_dir) / "train.jsonl").exists():
         print(f"hard sets: screening {cfg.hardset.pool_file or 'the generator'} with fail@{cfg.hardset.k}")
-        setup = {f: getattr(cfg, f) for f in ("model", "world", "load", "max_new_tokens", "threads")}
+        setup = {f.name: getattr(cfg, f.name) for f in fields(ModelSetup)}
         make_hard(extend(cfg.hardset, HardSetConfig, **setup, out=cfg.hard_dir))
     hard_train = load_problems(Path(cfg.hard_dir) / "train.jsonl")
     hard_test = load_problems(Path(cfg.hard_dir) / "test.jsonl")
     hard_test = hard_test[: cfg.test_limit] if cfg.test_limit > 0 else hard_test
     base, tokenizer = load_policy(cfg.model, opts=cfg.load)
-    world = world or make_world(cfg.world, tokenizer)
+    world = world or make_world(cfg.world, tokenizer, cfg.prompts)
 
     # 2. Teacher runs (each resumes where it stopped).
     teachers = run_teachers(cfg, world)
@@ -230,7 +228,7 @@ def main_context(args: tuple[RunConfig, World | None]) -> GridContext:
     """A worker's copy of the student stage: everything read back from the run folder."""
     cfg, world = args
     base, tokenizer = load_policy(cfg.model, opts=cfg.load)
-    world = world or make_world(cfg.world, tokenizer)
+    world = world or make_world(cfg.world, tokenizer, cfg.prompts)
     hard_train = load_problems(Path(cfg.hard_dir) / "train.jsonl")
     hard_test = load_problems(Path(cfg.hard_dir) / "test.jsonl")
     hard_test = hard_test[: cfg.test_limit] if cfg.test_limit > 0 else hard_test

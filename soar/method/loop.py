@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -68,6 +68,9 @@ class SoarSettings:
     """promotion threshold (paper 0.01)"""
     promote: bool = True
     """False = the no-promotion ablation"""
+    promotion_steps: int = 5
+    """RLOO steps the promoted student trains on its dataset once more before it becomes the baseline (paper 5;
+    the inner loop's settings)"""
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     inner: RLOOConfig = field(default_factory=_inner_default)
     """the students' RLOO (paper: 10 steps, batch 8, group 32, lr 1e-5; here group 8, lr 5e-5)"""
@@ -84,7 +87,7 @@ class SoarSettings:
         if self.teacher.g < 2:
             raise ValueError("teacher.g must be >= 2 (leave-one-out needs two datasets per group)")
         at_least(self, 1, "r", "qr_size", "qr_samples", "intrinsic_samples", "window")
-        at_least(self, 0, "outer_steps", "save_teacher_every")
+        at_least(self, 0, "outer_steps", "save_teacher_every", "promotion_steps")
         check_report_to(self.report_to)
 
 
@@ -143,7 +146,10 @@ class DatasetResult:
     student_rewards: list[float]
     """each student copy's gain (Intrinsic-T: [R_k])"""
     students: list[dict] = field(default_factory=list)
-    """the copies' trainable states, kept for a promotion at the end of the step (LoRA: adapters only)"""
+    """the copies' trainable states on the CPU, kept for a promotion at the end of the step (LoRA: adapters
+    only); only for the best dataset of the step (the one a promotion would take), empty for the others"""
+    seconds: dict[str, float] = field(default_factory=dict)
+    """the copies' seconds of student sampling, student updates and Q_R scoring (summed over copies)"""
 
 
 @dataclass
@@ -174,7 +180,7 @@ def inner_context(args: tuple[SoarConfig, World | None]) -> InnerContext:
     """A worker's context: the base model's shape, loaded once; each task brings the baseline's weights."""
     cfg, world = args
     model, tokenizer = load_policy(cfg.model, opts=cfg.load)
-    return InnerContext(model, tokenizer, world or make_world(cfg.world, tokenizer), cfg)
+    return InnerContext(model, tokenizer, world or make_world(cfg.world, tokenizer, cfg.prompts), cfg)
 
 
 def _baseline(ctx: InnerContext, task: CopyTask):
@@ -183,16 +189,20 @@ def _baseline(ctx: InnerContext, task: CopyTask):
     return ctx.baseline
 
 
-def train_copy(ctx: InnerContext, task: CopyTask) -> tuple[float, dict]:
-    """One copy of the baseline trains RLOO on X_k against the teacher's answers: (Acc on Q_R, its state)."""
+def train_copy(ctx: InnerContext, task: CopyTask) -> tuple[float, dict, dict]:
+    """One copy of the baseline trains RLOO on X_k against the teacher's answers: (Acc on Q_R, its state,
+    its seconds spent sampling, updating and scoring Q_R)."""
     cfg = ctx.cfg
     student = clone_model(_baseline(ctx, task))
     batches = cycling_batches(task.problems, cfg.inner.batch_size)
     seed = seeds.derive(cfg.seed, task.t, seeds.STUDENT, task.k, task.j)
-    train_rloo(student, ctx.tokenizer, ctx.world, batches, cfg.inner, seed, cfg.max_new_tokens)
+    history = train_rloo(student, ctx.tokenizer, ctx.world, batches, cfg.inner, seed, cfg.max_new_tokens)
+    t0 = time.time()
     qr_seed = seeds.derive(cfg.seed, task.t, seeds.QR_SCORE)
     acc = qr_accuracy(student, ctx.tokenizer, ctx.world, task.qr, cfg, qr_seed, cfg.max_new_tokens)
-    return acc, trainable_state(student)
+    sampling = sum(h["sample_s"] for h in history)
+    seconds = {"sample": sampling, "update": sum(h["step_s"] for h in history) - sampling, "qr": time.time() - t0}
+    return acc, trainable_state(student), seconds
 
 
 def intrinsic_reward(ctx: InnerContext, task: CopyTask) -> DatasetResult:
@@ -215,13 +225,24 @@ def inner_loop(run: Run, problem_sets: list[list[Problem]], qr: list[Problem], b
         tasks = [CopyTask(ps, qr, t, k, 0, state) for k, ps in enumerate(problem_sets)]
         return in_order(run.workers.run(intrinsic_reward, tasks), len(tasks))
     tasks = [CopyTask(ps, qr, t, k, j, state) for k, ps in enumerate(problem_sets) for j in range(cfg.r)]
-    copies = in_order(run.workers.run(train_copy, tasks), len(tasks))
-    results = []
-    for k in range(len(problem_sets)):
-        accs = [acc for (acc, _), task in zip(copies, tasks, strict=True) if task.k == k]
-        states = [st for (_, st), task in zip(copies, tasks, strict=True) if task.k == k]
-        results.append(DatasetResult(dataset_reward(accs, base_acc), [a - base_acc for a in accs], states))
-    return results
+    copies: dict[int, dict[int, tuple]] = {k: {} for k in range(len(problem_sets))}
+    results: dict[int, DatasetResult] = {}
+    best = None  # the first dataset with the largest R_k so far: only its students' states are kept
+    for i, (acc, st, sec) in run.workers.run(train_copy, tasks):
+        k = tasks[i].k
+        copies[k][tasks[i].j] = (acc, st, sec)
+        if len(copies[k]) < cfg.r:
+            continue
+        mine = [copies[k].pop(j) for j in range(cfg.r)]
+        accs = [acc for acc, _, _ in mine]
+        seconds = {key: sum(s[key] for _, _, s in mine) for key in ("sample", "update", "qr")}
+        results[k] = DatasetResult(dataset_reward(accs, base_acc), [a - base_acc for a in accs], [], seconds)
+        if best is None or (results[k].reward, -k) > (results[best].reward, -best):
+            if best is not None:
+                results[best].students = []
+            best = k
+            results[k].students = [s for _, s, _ in mine]
+    return [results[k] for k in range(len(problem_sets))]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -277,6 +298,19 @@ def teacher_update(
 
 # --------------------------------------------------------------------------------------------------------
 # One outer step
+class Clock:
+    """Wall seconds of the named blocks of one outer step (logged as time_<block>_s)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.time()
+
+    def lap(self, name: str) -> None:
+        now = time.time()
+        self.seconds[name] = now - self._last
+        self._last = now
+
+
 @dataclass
 class Student:
     """The baseline student and the Promotion Questions it was promoted on."""
@@ -306,11 +340,13 @@ def outer_step(run: Run, t: int) -> tuple[dict, list[dict]]:
     Returns (metrics, one row per question)."""
     cfg, tcfg, student, tok, world = run.cfg, run.cfg.teacher, run.student, run.tokenizer, run.world
     t0 = time.time()
+    clock = Clock()
     # 1. Q_R: fresh hard-train problems, and the baseline student's accuracy on them.
     qr = random.Random(seeds.derive(cfg.seed, t, seeds.QR_DRAW)).sample(run.hard_train, cfg.qr_size)
     base_acc = qr_accuracy(
         student.model, tok, world, qr, cfg, seeds.derive(cfg.seed, t, seeds.QR_SCORE), cfg.max_new_tokens
     )
+    clock.lap("baseline_qr")
 
     # 2. The teacher writes groups x g datasets X_k of n valid pairs.
     teacher_seed = seeds.derive(cfg.seed, t, seeds.TEACHER)
@@ -318,13 +354,16 @@ def outer_step(run: Run, t: int) -> tuple[dict, list[dict]]:
         run.teacher.model, tok, world, tcfg, tcfg.groups * tcfg.g, teacher_seed, cfg.max_new_tokens
     )
     problem_sets = [as_problems(ds, world.classify) for ds in datasets]
+    clock.lap("teacher_sampling")
 
     # 3. Inner loop: R_k for every dataset (grounded: trained students' gains; intrinsic: learnability).
     results = inner_loop(run, problem_sets, qr, base_acc, t)
     R = [res.reward for res in results]
+    clock.lap("inner_loop")
 
     # 4. Outer loop: one teacher RLOO update on the rewards.
     adv, tstats = teacher_update(run.teacher, tok, datasets, R, tcfg)
+    clock.lap("teacher_update")
 
     # 5. Promotion: when the moving average of R-hat passes tau, the best dataset's median student.
     rhat = sum(R) / len(R)
@@ -334,18 +373,28 @@ def outer_step(run: Run, t: int) -> tuple[dict, list[dict]]:
     promoted = cfg.promote and cfg.reward == "grounded" and decision.promote
     if promoted:
         promote(run, t, decision, results[decision.dataset], problem_sets[decision.dataset], R)
+    clock.lap("promotion")
+    for key in ("sample", "update", "qr"):  # CPU-side seconds inside the inner loop, summed over all copies
+        clock.seconds[f"inner_{key}_total"] = sum(res.seconds.get(key, 0.0) for res in results)
 
     metrics = {"step": t, "rhat": rhat, "rbar": decision.rbar, "R": R, "baseline_acc": base_acc}
     metrics |= {"promoted": promoted, "pq_size": len(student.pq), **gen_stats}
     metrics |= {f"teacher_{k}": v for k, v in tstats.items()}  # pg_loss, kl, grad_norm
     metrics |= {"teacher_lr": run.teacher.sched.get_last_lr()[0], "seconds": round(time.time() - t0, 2)}
+    metrics |= {f"time_{k}_s": round(v, 3) for k, v in clock.seconds.items()}
     return metrics, question_rows(t, datasets, R, adv, world)
 
 
 def promote(run: Run, t: int, decision, best: DatasetResult, new_pq: list[Problem], R: list[float]) -> None:
-    """The median student of the best dataset becomes the baseline; its dataset joins PQ; the window restarts."""
-    state, student = run.state, run.student
+    """The median student of the best dataset, after `promotion_steps` more RLOO steps on that dataset,
+    becomes the baseline; its dataset joins PQ; the window restarts."""
+    state, student, cfg = run.state, run.student, run.cfg
     load_trainable_state(student.model, best.students[decision.student])
+    if cfg.promotion_steps > 0:
+        batches = cycling_batches(new_pq, cfg.inner.batch_size)
+        extra = replace(cfg.inner, steps=cfg.promotion_steps)
+        seed = seeds.derive(cfg.seed, t, seeds.PROMOTION)
+        train_rloo(student.model, run.tokenizer, run.world, batches, extra, seed, cfg.max_new_tokens)
     student.pq.extend(new_pq)
     state.pq_size = len(student.pq)
     event = {
@@ -424,7 +473,7 @@ def _train_teacher(cfg: SoarConfig, world: World | None, on_step, progress: bool
         state = resumed.state
         teacher_model, tokenizer = load_policy(resumed.checkpoint / "teacher", opts=cfg.load)
         student = Student(load_policy(resumed.checkpoint / "baseline", opts=cfg.load)[0], resumed.pq)
-    world = world or make_world(cfg.world, tokenizer)
+    world = world or make_world(cfg.world, tokenizer, cfg.prompts)
     teacher = make_teacher(teacher_model, tokenizer, world, cfg)
     if resumed is not None:
         folder.load_optim(resumed.checkpoint, teacher.opt, teacher.sched)

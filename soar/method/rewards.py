@@ -70,12 +70,14 @@ def promotion_decision(
     window: int,
     tau: float,
 ) -> Promotion:
-    """Promote when the moving average of Rhat (this step included) exceeds tau.
+    """Promote when the moving average of Rhat over a full window (the last `window` steps since the last
+    promotion, this one included) exceeds tau; never on fewer values (at step 0, or right after a promotion).
+    The best dataset is the first with the largest R_k; its median student is the lower median for an even r.
 
     rhat_history: Rhat of every step since the last promotion, this one last; dataset_rewards: R_k of
     this step; student_rewards[k]: the r per-student rewards of X_k."""
     rbar = moving_average(rhat_history, window)
-    if not rbar > tau:
+    if len(rhat_history) < window or not rbar > tau:
         return Promotion(False, rbar)
     k = max(range(len(dataset_rewards)), key=lambda i: dataset_rewards[i])
     return Promotion(True, rbar, k, median_index(student_rewards[k]))

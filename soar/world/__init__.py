@@ -7,7 +7,7 @@ HARP, OlympiadBench and CHAMP. Configs name a world with `world: arithmetic | ma
 from __future__ import annotations
 
 from soar.world import arithmetic
-from soar.world.base import World
+from soar.world.base import PromptSettings, World
 from soar.world.formats import TEACHER_PROMPT_ARITH, student_prompt
 
 
@@ -38,12 +38,14 @@ def check_world(name: str) -> None:
         raise ValueError(f"unknown world {name!r}; valid worlds: {', '.join(WORLDS)}")
 
 
-def make_world(name: str, tokenizer=None) -> World:
+def make_world(name: str, tokenizer=None, prompts: PromptSettings | None = None) -> World:
     """The world called `name`; the math world uses `tokenizer`'s chat template in its prompts when it has
-    one (the arithmetic world keeps its plain prompt: its character tokenizer has no template)."""
+    one and `prompts.chat_template` allows it (the arithmetic world keeps its plain prompt: its character
+    tokenizer has no template)."""
     check_world(name)
     if name == "arithmetic":
         return ARITHMETIC
     from soar.world.math import math_world
 
-    return math_world(tokenizer)
+    prompts = prompts or PromptSettings()
+    return math_world(tokenizer if prompts.chat_template else None, prompts.date_string)

@@ -5,6 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+DATE_STRING = "26 Jul 2024"
+"""the date written into chat templates that print one (Llama 3's default): the same prompt on every day"""
+
+
+@dataclass
+class PromptSettings:
+    """How the text worlds (math) build prompts; the arithmetic world's plain prompt ignores them."""
+
+    chat_template: bool = True
+    """wrap each prompt as one user turn of the tokenizer's chat template (when it has one); False = the
+    paper's plain "User: ... Assistant: " text"""
+    date_string: str = DATE_STRING
+    """the date a chat template writes (Llama 3 writes today's date unless told): fixed, so that screening,
+    training, evaluation and a resumed run see byte-identical prompts"""
+
 
 @dataclass(frozen=True)
 class World:
