@@ -498,7 +498,9 @@ def _outer_steps(run: Run, tracker: Tracker, on_step, progress: bool) -> None:
         folder.log_step(metrics, questions)
         tracker.log(scalars(metrics, state), t)
         state.step = t + 1
-        folder.save_checkpoint(state, teacher.model, run.tokenizer, teacher.opt, teacher.sched, run.student.model)
+        folder.save_checkpoint(
+            state, teacher.model, run.tokenizer, teacher.opt, teacher.sched, run.student.model, cfg, run.student.pq
+        )
         if cfg.save_teacher_every and (t + 1) % cfg.save_teacher_every == 0:
             folder.save_teacher_snapshot(teacher.model, run.tokenizer, t + 1)
         if on_step is not None:

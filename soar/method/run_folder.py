@@ -1,7 +1,9 @@
 """A teacher run's folder: everything `run_soar` reads and writes, in one place.
 
     config.yaml          the run's config (a resume must match it)
-    checkpoint/          the last complete outer step: teacher/, baseline/, teacher_optim.pt, state.json
+    checkpoint/          the last complete outer step: teacher/, baseline/, teacher_optim.pt, state.json, and
+                         manifest.json (a SHA-256 of every file, of the config and of the PQ it counts)
+    checkpoint.old/      the step before it, kept until a newer checkpoint is complete and verified
     metrics.jsonl        one row per outer step
     questions.jsonl      every question the teacher wrote, its dataset, reward and advantage
     promotions.jsonl     one row per promotion
@@ -9,25 +11,50 @@
     promoted/psI_stepT/  each promoted student
     teachers/stepT/      optional teacher snapshots (`save_teacher_every`)
 
-A step is complete only once its checkpoint exists: on resume, log rows of later steps are dropped.
+A step is complete only once its checkpoint exists: on resume, log rows of later steps are dropped. A
+checkpoint whose files do not match its manifest is not used: resume falls back to the previous one with a
+warning, and refuses a folder whose config.yaml or pq.jsonl no longer match the checkpoint.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-from soar.core.config import check_same_config, dump_config
+from soar.core.config import check_same_config, dump_config, to_dict
 from soar.core.io import DataError, append_jsonl, atomic_write_text, read_log
 from soar.core.lock import LOCK_NAME
 from soar.core.problems import Problem, load_problems, save_problems
 from soar.engine.model import LoadConfig, load_policy, save_policy
 
 LOGS = ("metrics.jsonl", "questions.jsonl", "promotions.jsonl")
+MANIFEST = "manifest.json"
+CONFIG_FREE = ("out", "resume", "threads", "parallel")
+"""config keys that may differ on resume (where the folder lies, how it runs), so not in the config hash"""
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def config_hash(data: dict) -> str:
+    """SHA-256 of a config's settings (keys of CONFIG_FREE left out), as canonical JSON."""
+    kept = {k: v for k, v in data.items() if k not in CONFIG_FREE}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
+
+
+def pq_hash(problems: list[Problem]) -> str:
+    return hashlib.sha256(json.dumps([asdict(p) for p in problems], sort_keys=True).encode()).hexdigest()
 
 
 @dataclass
@@ -69,20 +96,58 @@ class RunFolder:
             dump_config(cfg, self.path / "config.yaml")
             return None
         check_same_config(self.path / "config.yaml", cfg)
+        ckpt = self.latest_checkpoint(warn=True)
+        if ckpt is not None:
+            self._check_config_unchanged(ckpt, cfg)
         dump_config(cfg, self.path / "config.yaml")  # the same config; `out` says where the folder is now
-        ckpt = self.latest_checkpoint()
         if ckpt is None:  # killed before the first checkpoint: start over in the same folder
             self._truncate_logs(0)
             return None
         state = RunState(**json.loads((ckpt / "state.json").read_text()))
         self._truncate_logs(state.step)
-        pq = load_problems(self.path / "pq.jsonl")[: state.pq_size] if state.pq_size else []
+        pq = self._checked_pq(ckpt, state)
         return Resumed(state, ckpt, pq)
 
-    def latest_checkpoint(self) -> Path | None:
-        for name in ("checkpoint", "checkpoint.old"):  # .old survives a crash between the two renames
-            if (self.path / name / "state.json").exists():
-                return self.path / name
+    def _check_config_unchanged(self, ckpt: Path, cfg) -> None:
+        """The config the checkpoint was written under is the one resumed (a hand edit of config.yaml that
+        the command line then repeats is still a different run)."""
+        manifest = json.loads((ckpt / MANIFEST).read_text()) if (ckpt / MANIFEST).exists() else {}
+        saved = manifest.get("config")
+        if saved is not None and saved != config_hash(json.loads(json.dumps(to_dict(cfg)))):
+            raise DataError(
+                f"{self.path / 'config.yaml'}: the config differs from the one {ckpt.name}/ was written under "
+                "(edited by hand?); restore it, or start a new run in another folder"
+            )
+
+    def _checked_pq(self, ckpt: Path, state: RunState) -> list[Problem]:
+        if not state.pq_size:
+            return []
+        path = self.path / "pq.jsonl"
+        pq = load_problems(path)[: state.pq_size] if path.exists() else []
+        manifest = json.loads((ckpt / MANIFEST).read_text()) if (ckpt / MANIFEST).exists() else {}
+        if len(pq) < state.pq_size or ("pq" in manifest and manifest["pq"] != pq_hash(pq)):
+            raise DataError(
+                f"{path}: does not hold the {state.pq_size} Promotion Questions that {ckpt.name}/ counts "
+                f"(found {len(pq)}{'' if len(pq) < state.pq_size else ', with other contents'}); restore it"
+            )
+        return pq
+
+    def latest_checkpoint(self, warn: bool = False) -> Path | None:
+        """The newest checkpoint whose files match its manifest (checkpoint/, else checkpoint.old/, which
+        also survives a crash between the two renames of a save)."""
+        problems = []
+        for name in ("checkpoint", "checkpoint.old"):
+            ckpt = self.path / name
+            if not ckpt.exists():
+                continue
+            problem = verify_checkpoint(ckpt)
+            if problem is None:
+                return ckpt
+            problems.append(f"{name}/: {problem}")
+            if warn:
+                print(f"warning: {ckpt} is damaged ({problem}); trying an older checkpoint", file=sys.stderr)
+        if warn and problems:
+            raise DataError(f"{self.path}: no intact checkpoint to resume from ({'; '.join(problems)})")
         return None
 
     def steps_done(self) -> int:
@@ -113,8 +178,9 @@ class RunFolder:
         append_jsonl(self.path / "promotions.jsonl", [event])
         return event
 
-    def save_checkpoint(self, state: RunState, teacher, tokenizer, opt, sched, baseline) -> None:
-        """Atomically replace `checkpoint/` (write to a temporary folder, then rename)."""
+    def save_checkpoint(self, state: RunState, teacher, tokenizer, opt, sched, baseline, cfg, pq) -> None:
+        """Write the new checkpoint beside the old one, verify it against its manifest, then rotate:
+        checkpoint/ becomes checkpoint.old/ (kept until the next save is verified), the new one checkpoint/."""
         tmp, final, old = self.path / "checkpoint.tmp", self.path / "checkpoint", self.path / "checkpoint.old"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -122,11 +188,16 @@ class RunFolder:
         save_policy(baseline, tokenizer, tmp / "baseline")
         torch.save({"opt": opt.state_dict(), "sched": sched.state_dict()}, tmp / "teacher_optim.pt")
         atomic_write_text(tmp / "state.json", json.dumps(asdict(state), indent=1))
-        shutil.rmtree(old, ignore_errors=True)
+        files = {str(f.relative_to(tmp)): sha256(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
+        manifest = {"files": files, "config": config_hash(json.loads(json.dumps(to_dict(cfg)))), "pq": pq_hash(pq)}
+        atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
+        problem = verify_checkpoint(tmp)
+        if problem is not None:
+            raise OSError(f"{tmp}: the checkpoint just written does not read back ({problem}); disk full?")
         if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
             final.rename(old)
         tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
 
     def save_teacher_snapshot(self, teacher, tokenizer, step: int) -> None:
         save_policy(teacher, tokenizer, self.path / "teachers" / f"step{step}")
@@ -161,3 +232,27 @@ class RunFolder:
     def pq(self) -> list[Problem]:
         p = self.path / "pq.jsonl"
         return load_problems(p) if p.exists() else []
+
+
+def verify_checkpoint(ckpt: Path) -> str | None:
+    """None when every file of `ckpt` matches its manifest; else what is wrong. A checkpoint written before
+    manifests existed counts as intact when it has its state.json."""
+    if not (ckpt / "state.json").exists():
+        return "no state.json"
+    if not (ckpt / MANIFEST).exists():
+        try:
+            json.loads((ckpt / "state.json").read_text())
+        except (ValueError, UnicodeDecodeError):
+            return "state.json is not valid JSON"
+        return None
+    try:
+        files = json.loads((ckpt / MANIFEST).read_text())["files"]
+    except (ValueError, KeyError, UnicodeDecodeError):
+        return f"{MANIFEST} is not readable"
+    for rel, digest in files.items():
+        f = ckpt / rel
+        if not f.is_file():
+            return f"{rel} is missing"
+        if sha256(f) != digest:
+            return f"{rel} does not match its checksum"
+    return None
