@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from soar.core.config import ConfigError, ConfigMismatch, dump_config, load_config
+import yaml
+
+from soar.core.config import ConfigError, ConfigMismatch, load_config, to_dict
 from soar.core.io import DataError
 from soar.core.lock import RunLocked
 from soar.engine.evaluate import EvalConfig
@@ -126,13 +129,18 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"soar {args.command}: config error: {e}", file=sys.stderr)
         return 2
-    if args.print_config:
-        dump_config(cfg, "/dev/stdout")
+    if args.print_config:  # to stdout as it is (`>> log` appends; opening /dev/stdout would truncate)
+        sys.stdout.write(yaml.safe_dump(json.loads(json.dumps(to_dict(cfg))), sort_keys=False))
         return 0
     try:
         result = fn(cfg)
     except (DataError, FileNotFoundError, FileExistsError, ConfigMismatch, TeacherFormatError, RunLocked) as e:
         print(f"soar {args.command}: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, IsADirectoryError, NotADirectoryError, UnicodeDecodeError) as e:
+        if os.environ.get("SOAR_DEBUG"):
+            raise
+        print(f"soar {args.command}: {e} (SOAR_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2
     except FloatingPointError as e:
         print(f"soar {args.command}: stopped: {e}", file=sys.stderr)

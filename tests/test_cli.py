@@ -30,7 +30,7 @@ def test_bad_problem_file_names_line(tmp_path):
     bad = tmp_path / "p.jsonl"
     bad.write_text('{"question": "1+2", "answer": "3"}\n{oops\n')
     r = soar("eval", "--set", f"problems={bad}", check=False)
-    assert r.returncode == 2 and "p.jsonl:2: invalid JSON" in r.stderr
+    assert r.returncode == 2 and "p.jsonl:2:2: invalid JSON" in r.stderr
 
 
 def test_make_hard_premise_eval_pipeline(tiny_dir, tmp_path):
@@ -84,11 +84,11 @@ def test_make_hard_premise_eval_pipeline(tiny_dir, tmp_path):
     assert "Hard-Only" in r.stdout
     assert (out / "premise.png").stat().st_size > 1000
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
-    assert sorted(r["arm"] for r in rows) == ["base", "curriculum", "hard_only"]
+    assert sorted(r["arm"] for r in rows) == ["base", "curriculum", "hard_only", "self_answered"]
     # resumable: a second call finds every (arm, seed) done and only rewrites the report
     r2 = soar("premise", "--set", f"model={tiny_dir}", "--set", f"hard_dir={hard}", "--set", f"out={out}", *tiny_run)
     assert "training" not in r2.stdout
-    assert len((out / "results.jsonl").read_text().splitlines()) == 3
+    assert len((out / "results.jsonl").read_text().splitlines()) == 4
     ev = tmp_path / "eval"
     r = soar(
         "eval",

@@ -1,5 +1,6 @@
 """Bad input: malformed JSONL names file and line; unknown config keys name the valid ones."""
 
+import re
 from dataclasses import dataclass, field
 
 import pytest
@@ -12,7 +13,7 @@ from soar.core.problems import load_problems
 def test_malformed_jsonl_names_file_and_line(tmp_path):
     p = tmp_path / "bad.jsonl"
     p.write_text('{"question": "1+2", "answer": "3"}\n\n{"question": oops}\n')
-    with pytest.raises(DataError, match=r"bad\.jsonl:3: invalid JSON"):
+    with pytest.raises(DataError, match=r"bad\.jsonl:3:14: invalid JSON"):  # line 3, column 14: the o of oops
         read_jsonl(p)
 
 
@@ -28,6 +29,78 @@ def test_non_object_line(tmp_path):
     p.write_text("[1, 2]\n")
     with pytest.raises(DataError, match="p.jsonl:1: expected a JSON object"):
         read_jsonl(p)
+
+
+GOOD = '{"family": "add", "level": 0, "question": "50494 +95475 +98414 +08873 +15506 +85723", "answer": "54485"}\n'
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"question": null, "answer": "3"}', "p.jsonl:2: field 'question' must be non-empty text, got None"),
+        ('{"question": "1 +2", "answer": null}', "p.jsonl:2: field 'answer' must be non-empty text"),
+        ('{"question": "1 +2", "answer": true}', "p.jsonl:2: field 'answer' must be non-empty text, got True"),
+        ('{"question": "  ", "answer": "3"}', "p.jsonl:2: field 'question' must be non-empty text"),
+        ('{"question": "1 +2", "answer": NaN}', "p.jsonl:2: NaN is not a number JSON allows"),
+        ('{"question": "1 +2", "answer": "3", "level": 2.5}', "p.jsonl:2: field 'level' must be an integer"),
+        ('{"question": "1 +2", "answer": "3", "level": Infinity}', "p.jsonl:2: Infinity is not a number"),
+        ('{"question": "what is love", "answer": "3"}', "p.jsonl:2: the question 'what is love' is outside"),
+    ],
+)
+def test_problem_files_refuse_null_nan_and_out_of_grammar_questions(tmp_path, line, message):
+    from soar.world import ARITHMETIC
+
+    p = tmp_path / "p.jsonl"
+    p.write_text(GOOD + line + "\n")
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_problems(p, ARITHMETIC.in_grammar)
+    assert len(load_problems(_write(tmp_path, GOOD), ARITHMETIC.in_grammar)) == 1
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "ok.jsonl"
+    p.write_text(text)
+    return p
+
+
+def test_binary_non_utf8_and_folder_inputs_are_named(tmp_path):
+    binary = tmp_path / "model.jsonl"
+    binary.write_bytes(GOOD.encode() + b"\x00\x01\x02PK\x03\x04")
+    with pytest.raises(DataError, match="model.jsonl:2: a NUL byte"):
+        read_jsonl(binary)
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(GOOD.encode() + '{"question": "caf\u00e9"}\n'.encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin.jsonl:2: not UTF-8 text \(byte 0xe9\)"):
+        read_jsonl(latin)
+    (tmp_path / "dir.jsonl").mkdir()
+    with pytest.raises(DataError, match="dir.jsonl: is a folder; expected a JSONL file"):
+        read_jsonl(tmp_path / "dir.jsonl")
+
+
+def test_atomic_writes_keep_the_mode_a_plain_write_gives(tmp_path):
+    import os
+
+    from soar.core.io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+        (tmp_path / "a.txt").chmod(0o640)
+        atomic_write_text(tmp_path / "a.txt", "y")  # a replaced file keeps its own mode
+        assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)
+
+
+def test_a_cuda_device_without_a_gpu_is_a_clear_error(monkeypatch):
+    import torch
+
+    from soar.engine.model import DEFAULT_MODEL, LoadConfig, load_policy
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DataError, match="load.device=cuda: no CUDA GPU is visible"):
+        load_policy(DEFAULT_MODEL, opts=LoadConfig(device="cuda"))
 
 
 def test_missing_file():

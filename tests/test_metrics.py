@@ -63,7 +63,11 @@ def test_vendi_bootstrap():
 
     m, s = vendi_bootstrap(np.eye(10), size=4, samples=20)
     assert m == pytest.approx(4.0) and s == pytest.approx(0.0, abs=1e-9)
-    assert vendi_bootstrap(np.eye(3), size=128) == (pytest.approx(3.0), 0.0)
+    # A set no larger than the subsample (the paper's 128 of 128): the whole set's score, and an SD from
+    # resampling with replacement, which is not 0 (a resample with a duplicate scores lower).
+    m, s = vendi_bootstrap(np.eye(3), size=128, samples=50)
+    assert m == pytest.approx(3.0) and s > 0.1
+    assert vendi_bootstrap(np.eye(1), size=128) == (pytest.approx(1.0), 0.0)
 
 
 def test_ngram_embeddings_separate_kinds():

@@ -134,8 +134,12 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         p = Path(path)
         if not p.exists():
             raise ConfigError(f"config file {p} does not exist")
+        if p.is_dir():
+            raise ConfigError(f"{p}: is a folder; expected a YAML/JSON config file")
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise ConfigError(f"{p}: not UTF-8 text (a binary file?); expected a YAML/JSON config file") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"{p}: not valid YAML/JSON: {e}") from e
         if not isinstance(data, dict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from soar.core.io import DataError, read_jsonl, write_jsonl
+from soar.core.io import DataError, read_jsonl_lines, write_jsonl
 
 
 @dataclass(frozen=True)
@@ -24,24 +24,35 @@ class Problem:
 
     @staticmethod
     def from_dict(d: dict) -> Problem:
-        return Problem(
-            str(d.get("family", "")),
-            int(d.get("level", 0)),
-            str(d["question"]),
-            str(d["answer"]),
-            dict(d.get("meta", {})),
-        )
+        """From a JSON record: question and answer are non-empty text (an integer answer is read as its
+        digits), level an integer; null, booleans and other types are refused."""
+        for key in ("question", "answer"):
+            v = d.get(key)
+            if isinstance(v, bool) or not isinstance(v, str | int) or (isinstance(v, str) and not v.strip()):
+                raise ValueError(f"field {key!r} must be non-empty text, got {v!r}")
+        level, family = d.get("level", 0), d.get("family", "")
+        if isinstance(level, bool) or not isinstance(level, int):
+            raise ValueError(f"field 'level' must be an integer, got {level!r}")
+        if not isinstance(family, str):
+            raise ValueError(f"field 'family' must be text, got {family!r}")
+        meta = d.get("meta", {})
+        if not isinstance(meta, dict):
+            raise ValueError(f"field 'meta' must be an object, got {meta!r}")
+        return Problem(family, level, str(d["question"]), str(d["answer"]), dict(meta))
 
 
-def load_problems(path: str | Path) -> list[Problem]:
-    """Problems from JSONL (fields: question, answer; optional family, level, meta)."""
-    recs = read_jsonl(path, required=("question", "answer"))
+def load_problems(path: str | Path, in_grammar=None) -> list[Problem]:
+    """Problems from JSONL (fields: question, answer; optional family, level, meta). `in_grammar`
+    (question -> bool), where the world has a grammar, refuses questions outside it; errors name the line."""
     out = []
-    for i, r in enumerate(recs, 1):
+    for lineno, r in read_jsonl_lines(path, required=("question", "answer"), allow_nan=False):
         try:
-            out.append(Problem.from_dict(r))
+            p = Problem.from_dict(r)
         except (TypeError, ValueError) as e:
-            raise DataError(f"{path}: record {i}: {e}") from None
+            raise DataError(f"{path}:{lineno}: {e}") from None
+        if in_grammar is not None and not in_grammar(p.question):
+            raise DataError(f"{path}:{lineno}: the question {p.question[:80]!r} is outside the world's grammar")
+        out.append(p)
     return out
 
 

@@ -55,13 +55,18 @@ def vendi_score(embeddings) -> float:
 
 def vendi_bootstrap(embeddings, size: int = 128, samples: int = 100, seed: int = 0) -> tuple[float, float]:
     """Mean and SD of the Vendi score over `samples` random subsets of `size` items (without
-    replacement; the paper uses 100 subsets of 128). Sets no larger than `size` give one exact value."""
+    replacement; the paper uses 100 subsets of 128). A set no larger than `size` (the paper's 128 of 128)
+    gives the whole set's score, with the SD of `samples` classic bootstrap resamples (with replacement) of
+    it: how much the score depends on which questions happened to be drawn."""
     import numpy as np
 
     x = np.asarray(embeddings, dtype=np.float64)
-    if len(x) <= size:
-        return vendi_score(x), 0.0
     rng = np.random.default_rng(seed)
+    if len(x) <= size:
+        if len(x) < 2:
+            return vendi_score(x), 0.0
+        boot = [vendi_score(x[rng.choice(len(x), len(x), replace=True)]) for _ in range(samples)]
+        return vendi_score(x), mean_sd(boot)[1]
     scores = [vendi_score(x[rng.choice(len(x), size, replace=False)]) for _ in range(samples)]
     return mean_sd(scores)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import (
     AutoModelForCausalLM,
@@ -24,6 +25,8 @@ from transformers import (
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
 )
+
+from soar.core.io import DataError
 
 # Multi-character pieces of the prompt formats get one token each, so every digit keeps one position.
 FORMAT_TOKENS = ("User: ", " Assistant: ", "\\boxed{", "<question>", "</question>", "<answer>", "</answer>")
@@ -145,6 +148,8 @@ def _device_dtype(opts: LoadConfig) -> tuple[str, torch.dtype]:
     device = opts.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        raise DataError(f"load.device={device}: no CUDA GPU is visible to torch here; use load.device=auto or cpu")
     if opts.dtype == "auto":
         return device, torch.bfloat16 if device.startswith("cuda") else torch.float32
     return device, getattr(torch, opts.dtype)
@@ -182,6 +187,8 @@ def load_policy(
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32, **kwargs).to(device)
     except OSError as e:  # a hub name without network, a gated model without a token, a typo
         raise FileNotFoundError(f"could not load model {spec}: {e}") from e
+    except SafetensorError as e:  # a truncated or corrupt weights file
+        raise DataError(f"model {spec}: its model.safetensors is damaged or truncated ({e})") from e
     _pad_left(tokenizer)
     model.soar_base = spec  # where the frozen base comes from, for LoRA checkpoints
     model.soar_autocast = autocast  # the compute dtype of mixed precision (None: compute in the weights' dtype)

@@ -201,6 +201,8 @@ def _main_job(cfg: RunConfig, world: World | None) -> dict:
     hard_test = hard_test[: cfg.test_limit] if cfg.test_limit > 0 else hard_test
     base, tokenizer = load_policy(cfg.model, opts=cfg.load)
     world = world or make_world(cfg.world, tokenizer, cfg.prompts)
+    for p in (Path(cfg.hard_dir) / "train.jsonl", Path(cfg.hard_dir) / "test.jsonl"):
+        load_problems(p, world.in_grammar)  # questions outside the world's grammar: refused, line named
 
     # 2. Teacher runs (each resumes where it stopped).
     teachers = run_teachers(cfg, world)

@@ -156,7 +156,9 @@ class PremiseContext(GridContext):
 def premise_context(cfg: PremiseConfig) -> PremiseContext:
     """The base model, the hard sets and the arms' training, for this process or a worker."""
     base, tokenizer = load_policy(cfg.model)
-    train, test = load_problems(Path(cfg.hard_dir) / "train.jsonl"), load_problems(Path(cfg.hard_dir) / "test.jsonl")
+    hard = Path(cfg.hard_dir)
+    train = load_problems(hard / "train.jsonl", ARITHMETIC.in_grammar)
+    test = load_problems(hard / "test.jsonl", ARITHMETIC.in_grammar)
     stones = stone_batches(parse_stones(cfg.stones), cfg.rloo.batch_size, cfg.stone_min_run, cfg.stone_max_run)
     make_problem("mix", 1, random.Random(0), min_run=cfg.stone_min_run, max_run=cfg.stone_max_run)  # fail early
 

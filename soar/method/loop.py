@@ -474,6 +474,7 @@ def _train_teacher(cfg: SoarConfig, world: World | None, on_step, progress: bool
         teacher_model, tokenizer = load_policy(resumed.checkpoint / "teacher", opts=cfg.load)
         student = Student(load_policy(resumed.checkpoint / "baseline", opts=cfg.load)[0], resumed.pq)
     world = world or make_world(cfg.world, tokenizer, cfg.prompts)
+    hard_train = load_problems(Path(cfg.hard_dir) / "train.jsonl", world.in_grammar)
     teacher = make_teacher(teacher_model, tokenizer, world, cfg)
     if resumed is not None:
         folder.load_optim(resumed.checkpoint, teacher.opt, teacher.sched)

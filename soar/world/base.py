@@ -46,6 +46,10 @@ class World:
     """(completion, answer) -> (the completion up to where its final answer starts, the text that writes the
     answer there) where the world can say (arithmetic), for `soar.jobs.hardset.success_estimates`"""
 
+    def in_grammar(self, question: str) -> bool:
+        """Is `question` one the world can read (arithmetic: its expression grammar; other worlds: always)?"""
+        return self.true_answer is None or self.true_answer(question) is not None
+
     def answer_parses(self, answer: str) -> bool:
         """Does the verifier read `answer` (`parses`, or else: the answer equals itself)?"""
         return self.parses(answer) if self.parses is not None else self.is_equal(answer, answer) is True
