@@ -117,3 +117,28 @@ def test_ps_is_the_promoted_student_with_the_best_acc_ties_to_the_later(monkeypa
     monkeypatch.setattr(run_mod, "qr_accuracy", lambda model, tok, world, probs, cfg, seed, max_new: next(accs))
     promos = [{"student_dir": f"ps{i}"} for i in range(4)]
     assert run_mod.best_promoted(promos, None, ARITHMETIC, [], RunConfig()) == "ps2"
+
+
+def test_the_extra_baselines_hard_only_group_128_and_grounded_t_without_promotion(hard_dir, tmp_path):
+    """The paper's two further arms, on request: Hard-Only at a larger group, and Grounded-T from a third
+    teacher run that never promotes (tau = -1 would promote at every step in the SOAR run)."""
+    out = tmp_path / "extra"
+    table = run_main(
+        toy_run(
+            hard_dir,
+            out,
+            arms=("hard_only_g128", "grounded_t_np"),
+            student=StudentConfig(
+                synthetic_steps=1, hard_only_group=3, rloo=RLOOConfig(steps=2, batch_size=2, group_size=2)
+            ),
+        )
+    )
+    assert set(table) == {"hard_only_g128", "grounded_t_np"}
+    history = [json.loads(x) for x in (out / "train_hard_only_g128_seed0.jsonl").read_text().splitlines()]
+    assert history[0]["completion_tokens"] > 0
+    assert not (out / "soar_np" / "promotions.jsonl").exists()  # the no-promotion run
+    assert (out / "soar" / "promotions.jsonl").exists()  # the SOAR run still promotes (PQ, PS)
+    assert (out / "questions" / "grounded_t_np.jsonl").exists()
+    assert "Grounded-T (no promotion)" in (out / "report.md").read_text()
+    with pytest.raises(ValueError, match="valid: .*hard_only_g128"):
+        toy_run(hard_dir, out, arms=("hard_only_128",))

@@ -19,10 +19,12 @@ from soar.world import World
 ARM_NAMES = {
     "base": "Base model",
     "hard_only": "Hard-Only",
+    "hard_only_g128": "Hard-Only (group 128)",
     "curriculum": "Oracle curriculum",
     "self_answered": "Self-answered curriculum",
     "base_t": "Base-T",
     "grounded_t": "Grounded-T",
+    "grounded_t_np": "Grounded-T (no promotion)",
     "intrinsic_t": "Intrinsic-T",
     "pq": "PQ",
     "ps": "PS",

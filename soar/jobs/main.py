@@ -48,9 +48,15 @@ from soar.method.teacher import as_problems, write_datasets
 from soar.world import World, make_world
 
 ARMS = ("base", "hard_only", "base_t", "grounded_t", "intrinsic_t", "pq", "ps")
-TEACHER_RUNS = {"soar": "grounded", "intrinsic": "intrinsic"}
-"""the main job's teacher runs (folder name under `out` -> reward)"""
-QUESTION_SOURCES = {"base_t": None, "grounded_t": "soar", "intrinsic_t": "intrinsic"}
+"""the default arms"""
+EXTRA_ARMS = ("hard_only_g128", "grounded_t_np")
+"""the paper's two further baselines, on request: Hard-Only with group 128 (student.hard_only_group), and
+Grounded-T from a teacher run without promotions (a third teacher run)"""
+TEACHER_RUNS = {"soar": "grounded", "intrinsic": "intrinsic", "soar_np": "grounded"}
+"""the main job's teacher runs (folder name under `out` -> reward); soar_np never promotes"""
+RUN_NEEDED_BY = {"intrinsic": "intrinsic_t", "soar_np": "grounded_t_np"}
+"""teacher runs made only when their arm is asked for (the SOAR run always is: PQ, PS, Grounded-T)"""
+QUESTION_SOURCES = {"base_t": None, "grounded_t": "soar", "intrinsic_t": "intrinsic", "grounded_t_np": "soar_np"}
 """question-set arm -> the teacher run that writes it (None: the untrained base teacher)"""
 ANALYSIS_KEYS = ("vendi_size", "vendi_samples")
 """keys that only change the question analysis (recomputed on every call): a resumed run may change them"""
@@ -66,6 +72,8 @@ class StudentConfig:
     """curriculum | mixed"""
     rloo: RLOOConfig = field(default_factory=RLOOConfig)
     """every trained arm's RLOO; rloo.steps is the equal compute of all arms"""
+    hard_only_group: int = 128
+    """the hard_only_g128 arm: Hard-Only with this group size (the paper's compute-matched baseline)"""
 
     def __post_init__(self) -> None:
         if self.mode not in ("curriculum", "mixed"):
@@ -111,9 +119,9 @@ class RunConfig(Setup):
                 f"student.synthetic_steps ({self.student.synthetic_steps}) is more than student.rloo.steps "
                 f"({self.student.rloo.steps}), the total"
             )
-        bad = [a for a in self.arms if a not in ARMS]
+        bad = [a for a in self.arms if a not in ARMS + EXTRA_ARMS]
         if bad:
-            raise ValueError(f"unknown arms {bad}; valid: {list(ARMS)}")
+            raise ValueError(f"unknown arms {bad}; valid: {list(ARMS + EXTRA_ARMS)}")
 
 
 def sample_questions(teacher, tokenizer, world: World, count: int, cfg: RunConfig, seed: int) -> list[Problem]:
@@ -175,7 +183,10 @@ def teacher_config(cfg: RunConfig, name: str) -> SoarConfig:
     tdir = Path(cfg.out) / name
     setup = {f.name: getattr(cfg, f.name) for f in fields(Setup)}
     resume = (tdir / "config.yaml").exists()
-    return extend(cfg.soar, SoarConfig, **setup, out=str(tdir), reward=TEACHER_RUNS[name], resume=resume)
+    promote = cfg.soar.promote and name != "soar_np"
+    return extend(
+        cfg.soar, SoarConfig, **setup, out=str(tdir), reward=TEACHER_RUNS[name], resume=resume, promote=promote
+    )
 
 
 def run_main(cfg: RunConfig, world: World | None = None) -> dict:
@@ -251,8 +262,11 @@ def grid_context(cfg: RunConfig, base, tokenizer, world: World, hard_train, hard
     def train(arm: str, seed: int):
         if arm == "base":
             return base, []
-        if arm == "hard_only":
-            return train_student(base, tokenizer, world, hard_train, None, cfg.student, seed, cfg.max_new_tokens, bar)
+        if arm in ("hard_only", "hard_only_g128"):
+            scfg = cfg.student
+            if arm == "hard_only_g128":
+                scfg = replace(scfg, rloo=replace(scfg.rloo, group_size=scfg.hard_only_group))
+            return train_student(base, tokenizer, world, hard_train, None, scfg, seed, cfg.max_new_tokens, bar)
         if arm == "ps":
             if not promos:
                 print("PS: no promotion happened in the SOAR run; nothing to evaluate")
@@ -285,10 +299,11 @@ def open_main_folder(cfg: RunConfig) -> Path:
 
 
 def run_teachers(cfg: RunConfig, world: World) -> dict[str, RunFolder]:
-    """The SOAR and (when its arm is asked for) Intrinsic-T teacher runs, each finished or resumed."""
+    """The SOAR run and (when their arms are asked for) the Intrinsic-T and no-promotion runs, each finished
+    or resumed."""
     teachers = {}
     for name, reward in TEACHER_RUNS.items():
-        if name == "intrinsic" and "intrinsic_t" not in cfg.arms:
+        if name in RUN_NEEDED_BY and RUN_NEEDED_BY[name] not in cfg.arms:
             continue
         scfg = teacher_config(cfg, name)
         folder = RunFolder(scfg.out)
