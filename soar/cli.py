@@ -14,6 +14,7 @@ import yaml
 from soar.core.config import ConfigError, ConfigMismatch, load_config, to_dict
 from soar.core.io import DataError
 from soar.core.lock import RunLocked
+from soar.core.parallel import WorkerDied
 from soar.engine.evaluate import EvalConfig
 from soar.engine.setup import ModelSetup
 from soar.method.teacher import TeacherFormatError
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"soar {args.command}: {e} (SOAR_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2
-    except FloatingPointError as e:
+    except (FloatingPointError, WorkerDied) as e:
         print(f"soar {args.command}: stopped: {e}", file=sys.stderr)
         return 3
     if isinstance(result, dict) and args.command in ("pretrain", "make-hard"):

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from soar.core.parallel import ParallelConfig, Workers, in_order
+from soar.core.parallel import ParallelConfig, WorkerDied, Workers, in_order
 from soar.core.problems import save_problems
 from soar.engine.evaluate import EvalConfig
 from soar.engine.model import DEFAULT_MODEL
@@ -58,6 +58,19 @@ def test_local_workers_take_the_listed_gpus_in_turn():
     with Workers(ParallelConfig(workers=2, worker_gpus=(3, 5)), _offset, 0) as w:
         seen = set(in_order(w.run(_visible_gpus, list(range(6))), 6))
     assert seen <= {"3", "5"} and seen
+
+
+def _die(ctx, x):
+    import os
+
+    if x == 1:
+        os._exit(1)  # as a worker killed by the kernel
+    return x
+
+
+def test_a_dead_worker_is_a_clear_error():
+    with Workers(ParallelConfig(workers=2), _offset, 0) as w, pytest.raises(WorkerDied, match="resume the run"):
+        in_order(w.run(_die, [0, 1, 2]), 3)
 
 
 def test_a_failing_task_raises_in_the_driver():

@@ -13,11 +13,16 @@ import os
 import pickle
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any
 
 BACKENDS = ("local", "ray")
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended without a result (killed, or out of memory); the run folder stays resumable."""
 
 
 @dataclass
@@ -135,6 +140,11 @@ class Workers:
                 for f in done:
                     i = pending.pop(f)
                     yield i, f.result()
+        except BrokenProcessPool as e:
+            self._pool = None
+            raise WorkerDied(
+                "a worker process died (killed, or out of memory?); what was saved is kept: resume the run"
+            ) from e
         finally:
             for f in pending:
                 f.cancel()
