@@ -142,3 +142,38 @@ def test_the_extra_baselines_hard_only_group_128_and_grounded_t_without_promotio
     assert "Grounded-T (no promotion)" in (out / "report.md").read_text()
     with pytest.raises(ValueError, match="valid: .*hard_only_g128"):
         toy_run(hard_dir, out, arms=("hard_only_128",))
+
+
+def test_checkpoint_result_averages_the_evaluations_after_the_slope_stop():
+    from soar.jobs.main import checkpoint_result
+
+    rewards = [0.0] * 10 + [i / 10 for i in range(10)] + [1.0] * 30  # rises over steps 10-19, then flat
+    history = [{"reward": r} for r in rewards]
+    evals = [(s, ({"pass@1": s / 100, "solved": s}, [{"step": s}])) for s in range(10, 51, 10)]
+    summary, records = checkpoint_result(history, evals, window=20)
+    stop = summary["checkpoint_step"]
+    assert 15 <= stop <= 35  # after the steepest rise, where the smoothed slope falls below 15% of its peak
+    used = [s for s in range(10, 51, 10) if stop < s <= stop + 20]
+    assert summary["evaluations_averaged"] == len(used) and used
+    assert summary["pass@1"] == pytest.approx(sum(used) / len(used) / 100)
+    assert records == [{"step": used[-1]}]
+    # No evaluation after the stop: the last one stands in.
+    summary, _ = checkpoint_result(history, evals[:1], window=5)
+    assert summary["evaluations_averaged"] == 1 and summary["pass@1"] == pytest.approx(0.1)
+
+
+def test_the_slope_checkpoint_rule_runs_in_the_main_job(hard_dir, tmp_path):
+    out = tmp_path / "slope"
+    student = StudentConfig(
+        synthetic_steps=1,
+        checkpoint_rule="slope",
+        eval_every=1,
+        report_window=2,
+        rloo=RLOOConfig(steps=3, batch_size=2, group_size=2),
+    )
+    run_main(toy_run(hard_dir, out, arms=("hard_only", "base_t"), student=student))
+    rows = {r["arm"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
+    for arm in ("hard_only", "base_t"):
+        assert 0 <= rows[arm]["checkpoint_step"] <= 2 and rows[arm]["evaluations_averaged"] >= 1
+    with pytest.raises(ValueError, match="checkpoint_rule"):
+        StudentConfig(checkpoint_rule="best")

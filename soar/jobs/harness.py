@@ -31,8 +31,9 @@ ARM_NAMES = {
 }
 """every arm of every experiment, in report order, with its name in the paper"""
 
-TrainArm = Callable[[str, int], tuple[object, list[dict]] | None]
-"""(arm, seed) -> (the model to evaluate, its training history), or None to skip the pair"""
+TrainArm = Callable[[str, int], tuple | None]
+"""(arm, seed) -> (the model to evaluate, its training history), or None to skip the pair; a third element
+(summary, records) replaces the final evaluation (the slope checkpoint rule's averaged evaluations)"""
 
 
 @dataclass
@@ -54,10 +55,13 @@ def run_pair(ctx: GridContext, pair: tuple[str, int]) -> dict | None:
     trained = ctx.train(arm, seed)
     if trained is None:
         return None
-    model, history = trained
-    summary, records = evaluate(
-        model, ctx.tokenizer, ctx.world, ctx.test, ctx.eval_cfg, seeds.eval_seed(seed), ctx.max_new_tokens
-    )
+    model, history, *chosen = trained  # an arm may bring its own evaluation (the slope checkpoint rule)
+    if chosen:
+        summary, records = chosen[0]
+    else:
+        summary, records = evaluate(
+            model, ctx.tokenizer, ctx.world, ctx.test, ctx.eval_cfg, seeds.eval_seed(seed), ctx.max_new_tokens
+        )
     row = {"arm": arm, "seed": seed, **summary, "seconds": round(time.time() - t0, 1)}
     return {"row": row, "records": records, "history": history}
 

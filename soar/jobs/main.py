@@ -14,9 +14,9 @@
    world knows the truth), difficulty histogram.
 6. `report.md` and PNG plots.
 
-Departures from the paper: the PQ / question-set students train a fixed number of steps (the paper's
-smoothed-slope checkpoint rule, `soar.engine.metrics.slope_checkpoint`, is not wired here); the sizes are
-scaled down to run on 2 CPU cores (docs/DESIGN.md).
+Departures from the paper: by default the students train a fixed number of steps and are evaluated once
+(`student.checkpoint_rule: slope` is the paper's smoothed-slope rule, with held-out evaluations every
+`student.eval_every` steps); the sizes are scaled down to run on 2 CPU cores (docs/DESIGN.md).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from soar.core.lock import run_lock
 from soar.core.parallel import Workers
 from soar.core.problems import Problem, load_problems, save_problems
 from soar.engine.embed import ngram_embeddings
-from soar.engine.evaluate import EvalConfig
-from soar.engine.metrics import vendi_bootstrap
+from soar.engine.evaluate import EvalConfig, evaluate
+from soar.engine.metrics import slope_checkpoint, vendi_bootstrap
 from soar.engine.model import clone_model, load_policy
 from soar.engine.rloo import RLOOConfig, cycling_batches, phased, train_rloo
 from soar.engine.setup import ModelSetup, Setup
@@ -74,10 +74,21 @@ class StudentConfig:
     """every trained arm's RLOO; rloo.steps is the equal compute of all arms"""
     hard_only_group: int = 128
     """the hard_only_g128 arm: Hard-Only with this group size (the paper's compute-matched baseline)"""
+    checkpoint_rule: str = "fixed"
+    """fixed: evaluate after rloo.steps | slope: the paper's rule (evaluate every `eval_every` steps; stop
+    where the smoothed training reward's slope falls below 15% of its maximum; report the mean of the
+    evaluations in the `report_window` steps after it)"""
+    eval_every: int = 25
+    """slope rule: steps between held-out evaluations"""
+    report_window: int = 200
+    """slope rule: the evaluations after the stop step that are averaged (paper 200 steps)"""
 
     def __post_init__(self) -> None:
         if self.mode not in ("curriculum", "mixed"):
             raise ValueError(f"student.mode must be 'curriculum' or 'mixed', got {self.mode!r}")
+        if self.checkpoint_rule not in ("fixed", "slope"):
+            raise ValueError(f"student.checkpoint_rule must be 'fixed' or 'slope', got {self.checkpoint_rule!r}")
+        at_least(self, 1, "eval_every", "report_window", "hard_only_group")
 
 
 @dataclass
@@ -140,8 +151,10 @@ def train_student(
     seed: int,
     max_new_tokens: int,
     progress: bool = True,
+    evaluate_fn=None,
 ):
-    """A fresh copy of `base` trained for cfg.rloo.steps: Hard-Only when `synthetic` is None."""
+    """A fresh copy of `base` trained for cfg.rloo.steps: Hard-Only when `synthetic` is None. With
+    `evaluate_fn(model)` and the slope rule, also the held-out evaluations every cfg.eval_every steps."""
     bs = cfg.rloo.batch_size
     hard = cycling_batches(hard_train, bs)
     if synthetic is None:
@@ -151,8 +164,32 @@ def train_student(
     else:
         batches = cycling_batches(synthetic + hard_train, bs)
     student = clone_model(base)
-    history = train_rloo(student, tokenizer, world, batches, cfg.rloo, seed, max_new_tokens, progress=progress)
-    return student, history
+    evals: list[tuple[int, tuple[dict, list[dict]]]] = []
+
+    def on_step(step: int, row: dict) -> None:
+        if evaluate_fn is not None and (step + 1) % cfg.eval_every == 0:
+            evals.append((step + 1, evaluate_fn(student)))
+
+    history = train_rloo(
+        student, tokenizer, world, batches, cfg.rloo, seed, max_new_tokens, on_step=on_step, progress=progress
+    )
+    if evaluate_fn is None:
+        return student, history
+    if not evals or evals[-1][0] != cfg.rloo.steps:  # the final model is always evaluated too
+        evals.append((cfg.rloo.steps, evaluate_fn(student)))
+    return student, history, checkpoint_result(history, evals, cfg.report_window)
+
+
+def checkpoint_result(history: list[dict], evals: list, window: int) -> tuple[dict, list[dict]]:
+    """The paper's checkpoint rule on one student: the stop step s from its training reward
+    (`slope_checkpoint`), then the mean of every held-out evaluation at steps s < step <= s + window (the
+    last evaluation when none falls there). Returns (summary with `checkpoint_step`, the last averaged
+    evaluation's records)."""
+    s = slope_checkpoint([h["reward"] for h in history])
+    chosen = [e for step, e in evals if s < step <= s + window] or [evals[-1][1]]
+    keys = [k for k, v in chosen[0][0].items() if isinstance(v, int | float)]
+    summary = {k: sum(e[0][k] for e in chosen) / len(chosen) for k in keys}
+    return {**summary, "checkpoint_step": s, "evaluations_averaged": len(chosen)}, chosen[-1][1]
 
 
 def question_stats(problems: list[Problem], world: World, cfg: RunConfig) -> dict:
@@ -258,15 +295,22 @@ def grid_context(cfg: RunConfig, base, tokenizer, world: World, hard_train, hard
     """How each arm's student is trained (or picked, for PS), for run_grid."""
     ps_model: list = []  # PS is picked once for all seeds
     bar = cfg.parallel.workers == 1  # progress bars of parallel workers would interleave
+    slope = cfg.student.checkpoint_rule == "slope"
 
     def train(arm: str, seed: int):
+        def evaluate_fn(model):  # the slope rule's held-out evaluations, seeded as the final one would be
+            return evaluate(model, tokenizer, world, hard_test, cfg.eval, seeds.eval_seed(seed), cfg.max_new_tokens)
+
+        evaluate_fn = evaluate_fn if slope else None
         if arm == "base":
             return base, []
         if arm in ("hard_only", "hard_only_g128"):
             scfg = cfg.student
             if arm == "hard_only_g128":
                 scfg = replace(scfg, rloo=replace(scfg.rloo, group_size=scfg.hard_only_group))
-            return train_student(base, tokenizer, world, hard_train, None, scfg, seed, cfg.max_new_tokens, bar)
+            return train_student(
+                base, tokenizer, world, hard_train, None, scfg, seed, cfg.max_new_tokens, bar, evaluate_fn
+            )
         if arm == "ps":
             if not promos:
                 print("PS: no promotion happened in the SOAR run; nothing to evaluate")
@@ -277,7 +321,10 @@ def grid_context(cfg: RunConfig, base, tokenizer, world: World, hard_train, hard
         if not qsets.get(arm):
             print(f"{ARM_NAMES[arm]}: empty question set; skipped")
             return None
-        return train_student(base, tokenizer, world, hard_train, qsets[arm], cfg.student, seed, cfg.max_new_tokens, bar)
+        synthetic = qsets[arm]
+        return train_student(
+            base, tokenizer, world, hard_train, synthetic, cfg.student, seed, cfg.max_new_tokens, bar, evaluate_fn
+        )
 
     return GridContext(train, tokenizer, world, hard_test, cfg.eval, cfg.max_new_tokens)
 
