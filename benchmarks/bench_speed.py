@@ -41,13 +41,16 @@ def bench_sampling(model, tok, batch: int, max_new: int) -> float:
     return sum(len(s.token_ids) for r in out for s in r) / dt
 
 
-def bench_hf_generate(model, tok, batch: int, max_new: int) -> float:
+def bench_hf_generate(model, tok, batch: int, max_new: int, cache: str | None = None) -> float:
+    """New tokens/s of plain `generate` (dynamic KV cache), or with `cache_implementation=cache` ("static")."""
     enc = tok(prompts_for(batch), return_tensors="pt", padding=True)
+    extra = {"cache_implementation": cache} if cache else {}
     with torch.no_grad():
-        model.generate(**enc, max_new_tokens=4, do_sample=True, pad_token_id=tok.pad_token_id)
+        model.generate(**enc, max_new_tokens=4, do_sample=True, pad_token_id=tok.pad_token_id, **extra)
         t = time.perf_counter()
         out = model.generate(
             **enc,
+            **extra,
             max_new_tokens=max_new,
             do_sample=True,
             temperature=1.0,
@@ -81,13 +84,16 @@ def main() -> None:
     }
     # Ours and HF generate alternate, 3 rounds each, medians reported: a single first measurement is
     # skewed by warm-up and CPU frequency changes.
-    ours, hf = [], []
+    ours, hf, static = [], [], []
     for _ in range(3):
         ours.append(bench_sampling(model, tok, 64, max_new))
         hf.append(bench_hf_generate(model, tok, 64, max_new))
+        static.append(bench_hf_generate(model, tok, 64, max_new, cache="static"))
     res["sample_tok_s_batch64"] = round(statistics.median(ours))
     res["hf_generate_tok_s_batch64"] = round(statistics.median(hf))
+    res["hf_generate_static_cache_tok_s_batch64"] = round(statistics.median(static))
     res["sample_vs_hf_generate_batch64"] = round(statistics.median(ours) / statistics.median(hf), 2)
+    res["static_cache_vs_hf_generate_batch64"] = round(statistics.median(static) / statistics.median(hf), 2)
     res["sample_tok_s_batch256"] = round(bench_sampling(model, tok, 256, max_new))
     problems = load_problems(args.hard)
     cfg = RLOOConfig(steps=args.steps)
