@@ -10,14 +10,14 @@ import random
 import pytest
 import torch
 from safetensors.torch import load_file
+from test_loop import toy as loop_toy
 
 from soar.core.parallel import ParallelConfig, WorkerDied, Workers, in_order
 from soar.core.problems import save_problems
 from soar.engine.evaluate import EvalConfig
-from soar.engine.model import DEFAULT_MODEL
 from soar.engine.rloo import RLOOConfig
 from soar.jobs.premise import PremiseConfig, run_premise
-from soar.method.loop import SoarConfig, TeacherConfig, run_soar
+from soar.method.loop import SoarConfig, run_soar
 from soar.world.arithmetic import make_problem
 
 
@@ -102,24 +102,9 @@ def hard_dir(tmp_path_factory):
 
 
 def toy(hard_dir, out, parallel: ParallelConfig, **kw) -> SoarConfig:
-    return SoarConfig(
-        model=str(DEFAULT_MODEL),
-        hard_dir=str(hard_dir),
-        out=str(out),
-        outer_steps=2,
-        r=2,
-        qr_size=4,
-        qr_metric="sampled",
-        qr_samples=2,
-        tau=-1.0,  # promote at every step: the promoted student's weights flow into the next step
-        window=1,
-        threads=1,
-        teacher=TeacherConfig(n=3, g=2, max_new_tokens=200, lr=1e-4, warmup=0),
-        inner=RLOOConfig(steps=2, batch_size=2, group_size=2),
-        max_new_tokens=56,
-        parallel=parallel,
-        **kw,
-    )
+    """test_loop's toy run at 2 outer steps, promoting at every step (tau = -1: the promoted student's
+    weights flow into the next step), on `parallel`."""
+    return loop_toy(hard_dir, out, outer_steps=2, parallel=parallel, **kw)
 
 
 def _outcome(folder):
