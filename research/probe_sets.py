@@ -17,27 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import random
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from soar.core.problems import Problem, save_problems
+from soar.core.problems import save_problems
+from soar.engine.evaluate import own_answers
 from soar.engine.model import load_policy
-from soar.engine.sampling import sample
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import make_problem
-from soar.world.verifiers import extract_boxed
 
 SETS = {"good": ("mix", 2), "unanswerable": ("mix", 4), "mul": ("mul", 2)}
 """set name -> (family, look-ahead of the hard +/- step; ignored for mul)"""
-
-
-def own_answers(model, tok, problems: list[Problem], seed: int) -> list[Problem]:
-    """The same questions with the model's own temperature-1 answers (unparsable kept as "?")."""
-    prompts = [ARITHMETIC.student_prompt(p.question) for p in problems]
-    outs = sample(model, tok, prompts, 1, temperature=1.0, max_new_tokens=64, seed=seed)
-    return [replace(p, answer=(extract_boxed(o[0].text) or "?").strip()) for p, o in zip(problems, outs, strict=True)]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -55,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
     for j, (name, (family, run)) in enumerate(SETS.items()):
         rng = random.Random(args.seed * 100 + j)
         true = [make_problem(family, 1, rng, min_run=run, max_run=run) for _ in range(args.n)]
-        answered = own_answers(model, tok, true, args.seed * 100 + 50 + j)
+        answered = own_answers(model, tok, ARITHMETIC, true, args.seed * 100 + 50 + j, 64)
         right = sum(ARITHMETIC.is_equal(t.answer, a.answer) for t, a in zip(true, answered, strict=True))
         save_problems(out / f"{name}.jsonl", answered)
         result["sets"][name] = {"file": str(out / f"{name}.jsonl"), "right": round(right / args.n, 4)}

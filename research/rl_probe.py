@@ -26,21 +26,19 @@ import json
 import random
 import statistics
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from soar.core.problems import Problem, load_problems
+from soar.engine.evaluate import own_answers
 from soar.engine.model import DEFAULT_MODEL, clone_model, load_policy
 from soar.engine.rloo import RLOOConfig, cycling_batches, train_rloo
-from soar.engine.sampling import sample
 from soar.engine.setup import Setup
 from soar.jobs.premise import parse_stones, stone_batches
 from soar.method.loop import QR_METRICS, SoarSettings, qr_accuracy
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import make_problem
-from soar.world.verifiers import extract_boxed
 
 MAX_NEW_TOKENS = Setup().max_new_tokens
 """the default student completion length"""
@@ -70,9 +68,7 @@ def curve(model, tok, args, lr: float) -> dict:
 
 def self_answered(model, tok, problems: list[Problem], seed: int) -> list[Problem]:
     """The same questions with the model's own temperature-1 answers (unparsable answers kept as "?")."""
-    prompts = [ARITHMETIC.student_prompt(p.question) for p in problems]
-    outs = sample(model, tok, prompts, 1, temperature=1.0, max_new_tokens=MAX_NEW_TOKENS, seed=seed)
-    return [replace(p, answer=(extract_boxed(o[0].text) or "?").strip()) for p, o in zip(problems, outs, strict=True)]
+    return own_answers(model, tok, ARITHMETIC, problems, seed, MAX_NEW_TOKENS)
 
 
 def inner(model, tok, args, lr: float) -> dict:

@@ -244,13 +244,12 @@ def _main_job(cfg: RunConfig, world: World | None) -> dict:
         print(f"hard sets: screening {cfg.hardset.pool_file or 'the generator'} with fail@{cfg.hardset.k}")
         setup = {f.name: getattr(cfg, f.name) for f in fields(ModelSetup)}
         make_hard(extend(cfg.hardset, HardSetConfig, **setup, out=cfg.hard_dir))
-    hard_train = load_problems(Path(cfg.hard_dir) / "train.jsonl")
-    hard_test = load_problems(Path(cfg.hard_dir) / "test.jsonl")
-    hard_test = hard_test[: cfg.test_limit] if cfg.test_limit > 0 else hard_test
     base, tokenizer = load_policy(cfg.model, opts=cfg.load)
     world = world or make_world(cfg.world, tokenizer, cfg.prompts)
-    for p in (Path(cfg.hard_dir) / "train.jsonl", Path(cfg.hard_dir) / "test.jsonl"):
-        load_problems(p, world.in_grammar)  # questions outside the world's grammar: refused, line named
+    # Questions outside the world's grammar are refused, their line named.
+    hard_train = load_problems(Path(cfg.hard_dir) / "train.jsonl", world.in_grammar)
+    hard_test = load_problems(Path(cfg.hard_dir) / "test.jsonl", world.in_grammar)
+    hard_test = hard_test[: cfg.test_limit] if cfg.test_limit > 0 else hard_test
 
     # 2. Teacher runs (each resumes where it stopped).
     teachers = run_teachers(cfg, world)
