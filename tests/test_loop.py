@@ -319,3 +319,21 @@ def test_the_promoted_student_trains_promotion_steps_more(hard_dir, tmp_path, mo
             assert extra[0][1] == loop.seeds.derive(0, 0, loop.seeds.PROMOTION)
             assert set(extra[0][2]) <= pq  # trained on the promoted dataset
     assert rewards[0] == rewards[3]
+
+
+def test_as_problems_keeps_the_teachers_answer_or_puts_the_truth_in_its_place():
+    from soar.method.teacher import TeacherConfig, TeacherSample, as_problems
+    from soar.world import ARITHMETIC
+    from soar.world.arithmetic import make_problem
+    from soar.world.formats import QAPair
+
+    p = make_problem("add", 1, random.Random(3))
+    wrong = str(int(p.answer) + 1)
+    samples = [TeacherSample(QAPair(p.question, wrong), "", []), TeacherSample(QAPair("what is love", "42"), "", [])]
+    own = as_problems(samples, ARITHMETIC)
+    assert [(q.family, q.level, q.answer) for q in own] == [("add", 1, wrong), ("teacher", -1, "42")]
+    oracle = as_problems(samples, ARITHMETIC, "oracle")
+    assert oracle[0].answer == p.answer != wrong  # the truth replaces the teacher's wrong answer
+    assert oracle[1].answer == "42"  # no truth for a question outside the grammar: the teacher's stays
+    with pytest.raises(ValueError, match="teacher.answers must be one of own, oracle"):
+        TeacherConfig(answers="truth")

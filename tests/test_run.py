@@ -119,27 +119,36 @@ def test_ps_is_the_promoted_student_with_the_best_acc_ties_to_the_later(monkeypa
     assert run_mod.best_promoted(promos, None, ARITHMETIC, [], RunConfig()) == "ps2"
 
 
-def test_the_extra_baselines_hard_only_group_128_and_grounded_t_without_promotion(hard_dir, tmp_path):
+def test_the_extra_arms_hard_only_group_128_grounded_t_without_promotion_and_oracle_answers(hard_dir, tmp_path):
     """The paper's two further arms, on request: Hard-Only at a larger group, and Grounded-T from a third
-    teacher run that never promotes (tau = -1 would promote at every step in the SOAR run)."""
+    teacher run that never promotes (tau = -1 would promote at every step in the SOAR run); and PQ of a SOAR
+    run whose students see the world's true answers (teacher.answers=oracle)."""
     out = tmp_path / "extra"
     table = run_main(
         toy_run(
             hard_dir,
             out,
-            arms=("hard_only_g128", "grounded_t_np"),
+            arms=("hard_only_g128", "grounded_t_np", "pq_oracle"),
             student=StudentConfig(
                 synthetic_steps=1, hard_only_group=3, rloo=RLOOConfig(steps=2, batch_size=2, group_size=2)
             ),
         )
     )
-    assert set(table) == {"hard_only_g128", "grounded_t_np"}
+    assert set(table) == {"hard_only_g128", "grounded_t_np", "pq_oracle"}
     history = [json.loads(x) for x in (out / "train_hard_only_g128_seed0.jsonl").read_text().splitlines()]
     assert history[0]["completion_tokens"] > 0
     assert not (out / "soar_np" / "promotions.jsonl").exists()  # the no-promotion run
     assert (out / "soar" / "promotions.jsonl").exists()  # the SOAR run still promotes (PQ, PS)
     assert (out / "questions" / "grounded_t_np.jsonl").exists()
     assert "Grounded-T (no promotion)" in (out / "report.md").read_text()
+    assert "PQ (oracle answers)" in (out / "report.md").read_text()
+    # The oracle run's PQ holds the true answer wherever the world knows one.
+    oracle_pq = [json.loads(x) for x in (out / "soar_oracle" / "pq.jsonl").read_text().splitlines()]
+    known = [(ARITHMETIC.true_answer(r["question"]), r["answer"]) for r in oracle_pq]
+    known = [(t, a) for t, a in known if t is not None]
+    assert known and all(t == a for t, a in known)
+    assert "answers: oracle" in (out / "soar_oracle" / "config.yaml").read_text()
+    assert "answers: own" in (out / "soar" / "config.yaml").read_text()
     with pytest.raises(ValueError, match="valid: .*hard_only_g128"):
         toy_run(hard_dir, out, arms=("hard_only_128",))
 

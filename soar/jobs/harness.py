@@ -27,6 +27,7 @@ ARM_NAMES = {
     "grounded_t_np": "Grounded-T (no promotion)",
     "intrinsic_t": "Intrinsic-T",
     "pq": "PQ",
+    "pq_oracle": "PQ (oracle answers)",
     "ps": "PS",
 }
 """every arm of every experiment, in report order, with its name in the paper"""

@@ -49,15 +49,19 @@ from soar.world import World, make_world
 
 ARMS = ("base", "hard_only", "base_t", "grounded_t", "intrinsic_t", "pq", "ps")
 """the default arms"""
-EXTRA_ARMS = ("hard_only_g128", "grounded_t_np")
-"""the paper's two further baselines, on request: Hard-Only with group 128 (student.hard_only_group), and
-Grounded-T from a teacher run without promotions (a third teacher run)"""
-TEACHER_RUNS = {"soar": "grounded", "intrinsic": "intrinsic", "soar_np": "grounded"}
-"""the main job's teacher runs (folder name under `out` -> reward); soar_np never promotes"""
-RUN_NEEDED_BY = {"intrinsic": "intrinsic_t", "soar_np": "grounded_t_np"}
+EXTRA_ARMS = ("hard_only_g128", "grounded_t_np", "pq_oracle")
+"""on request: the paper's two further baselines, Hard-Only with group 128 (student.hard_only_group) and
+Grounded-T from a teacher run without promotions (a third teacher run); and the teacher-answer ablation,
+the PQ of a SOAR run whose students train on the world's true answers (teacher.answers=oracle)"""
+TEACHER_RUNS = {"soar": "grounded", "intrinsic": "intrinsic", "soar_np": "grounded", "soar_oracle": "grounded"}
+"""the main job's teacher runs (folder name under `out` -> reward); soar_np never promotes, soar_oracle's
+students see true answers"""
+RUN_NEEDED_BY = {"intrinsic": "intrinsic_t", "soar_np": "grounded_t_np", "soar_oracle": "pq_oracle"}
 """teacher runs made only when their arm is asked for (the SOAR run always is: PQ, PS, Grounded-T)"""
 QUESTION_SOURCES = {"base_t": None, "grounded_t": "soar", "intrinsic_t": "intrinsic", "grounded_t_np": "soar_np"}
 """question-set arm -> the teacher run that writes it (None: the untrained base teacher)"""
+PQ_SOURCES = {"pq": "soar", "pq_oracle": "soar_oracle"}
+"""PQ arm -> the teacher run whose promoted datasets it trains on"""
 ANALYSIS_KEYS = ("vendi_size", "vendi_samples")
 """keys that only change the question analysis (recomputed on every call): a resumed run may change them"""
 
@@ -138,7 +142,7 @@ class RunConfig(Setup):
 def sample_questions(teacher, tokenizer, world: World, count: int, cfg: RunConfig, seed: int) -> list[Problem]:
     """`count` valid question/answer pairs from a teacher (Base-T / Grounded-T / Intrinsic-T)."""
     ds, _ = write_datasets(teacher, tokenizer, world, replace(cfg.soar.teacher, n=count), 1, seed, cfg.max_new_tokens)
-    return as_problems(ds[0], world.classify)
+    return as_problems(ds[0], world, cfg.soar.teacher.answers)
 
 
 def train_student(
@@ -221,8 +225,16 @@ def teacher_config(cfg: RunConfig, name: str) -> SoarConfig:
     setup = {f.name: getattr(cfg, f.name) for f in fields(Setup)}
     resume = (tdir / "config.yaml").exists()
     promote = cfg.soar.promote and name != "soar_np"
+    teacher = replace(cfg.soar.teacher, answers="oracle") if name == "soar_oracle" else cfg.soar.teacher
     return extend(
-        cfg.soar, SoarConfig, **setup, out=str(tdir), reward=TEACHER_RUNS[name], resume=resume, promote=promote
+        cfg.soar,
+        SoarConfig,
+        **setup,
+        out=str(tdir),
+        reward=TEACHER_RUNS[name],
+        resume=resume,
+        promote=promote,
+        teacher=teacher,
     )
 
 
@@ -285,8 +297,9 @@ def main_context(args: tuple[RunConfig, World | None]) -> GridContext:
     qsets = {
         a: load_problems(p) for a in QUESTION_SOURCES if (p := Path(cfg.out) / "questions" / f"{a}.jsonl").exists()
     }
-    if pq := soar_run.pq():
-        qsets["pq"] = pq
+    for arm, run in PQ_SOURCES.items():
+        if (Path(cfg.out) / run).exists() and (pq := RunFolder(teacher_config(cfg, run).out).pq()):
+            qsets[arm] = pq
     return grid_context(cfg, base, tokenizer, world, hard_train, hard_test, qsets, soar_run.promotions())
 
 
@@ -373,9 +386,9 @@ def question_sets(
             teacher = base if src is None else teachers[src].teacher(cfg.load)[0]
             save_problems(path, sample_questions(teacher, tokenizer, world, cfg.questions, cfg, seeds.QUESTION_SETS))
         qsets[arm] = load_problems(path)
-    pq = teachers["soar"].pq()
-    if pq:
-        qsets["pq"] = pq
+    for arm, run in PQ_SOURCES.items():
+        if run in teachers and (pq := teachers[run].pq()):
+            qsets[arm] = pq
     return qsets
 
 

@@ -353,7 +353,7 @@ def outer_step(run: Run, t: int) -> tuple[dict, list[dict]]:
     datasets, gen_stats = write_datasets(
         run.teacher.model, tok, world, tcfg, tcfg.groups * tcfg.g, teacher_seed, cfg.max_new_tokens
     )
-    problem_sets = [as_problems(ds, world.classify) for ds in datasets]
+    problem_sets = [as_problems(ds, world, tcfg.answers) for ds in datasets]
     clock.lap("teacher_sampling")
 
     # 3. Inner loop: R_k for every dataset (grounded: trained students' gains; intrinsic: learnability).

@@ -62,14 +62,23 @@ class TeacherConfig:
     follow the format more often with "<question>" (configs/smollm2-cpu.yaml)"""
     require_box: bool = True
     """the paper's rule: the answer tag must hold \\boxed{}; false also takes a bare answer (tiny models)"""
+    answers: str = "own"
+    """own (the paper: students train on the teacher's answers) | oracle (an ablation, never the default: the
+    world's true answer replaces the teacher's in the inner loop and in the question sets, which separates
+    question structure from answer correctness, the paper's Finding 5)"""
 
     def __post_init__(self) -> None:
         if self.answer_mode not in ("inline", "two_turn"):
             raise ValueError(f"teacher.answer_mode must be 'inline' or 'two_turn', got {self.answer_mode!r}")
+        if self.answers not in ANSWERS:
+            raise ValueError(f"teacher.answers must be one of {', '.join(ANSWERS)}, got {self.answers!r}")
         at_least(self, 1, "n", "g", "groups", "max_new_tokens")
         at_least(self, 0, "temperature", "answer_temperature", "kl_coef", "warmup")
         if not self.max_attempts > 0:
             raise ValueError(f"max_attempts must be above 0, got {self.max_attempts}")
+
+
+ANSWERS = ("own", "oracle")
 
 
 class TeacherFormatError(RuntimeError):
@@ -168,13 +177,19 @@ def _second_turn(teacher, tokenizer, world: World, firsts, max_new_tokens: int, 
     return result
 
 
-def as_problems(samples: list[TeacherSample], classify=None) -> list[Problem]:
-    """Teacher pairs as student problems; the reference answer is the TEACHER's (not the truth).
-    `classify(question) -> (family, level) | None` labels them where the world can."""
+def as_problems(samples: list[TeacherSample], world: World, answers: str = "own") -> list[Problem]:
+    """Teacher pairs as student problems, labelled (family, level) where `world.classify` can. The reference
+    answer is the TEACHER's (`answers="own"`, not the truth), or with `answers="oracle"` the world's true
+    answer (the teacher's where the world computes none for the question)."""
+    if answers == "oracle" and world.true_answer is None:
+        raise ValueError(f"teacher.answers=oracle: the {world.name} world has no true answers")
     out = []
     for s in samples:
         fam, lvl = ("teacher", -1)
-        if classify is not None and (c := classify(s.pair.question)) is not None:
+        if world.classify is not None and (c := world.classify(s.pair.question)) is not None:
             fam, lvl = c
-        out.append(Problem(fam, lvl, s.pair.question, s.pair.answer))
+        answer = s.pair.answer
+        if answers == "oracle" and (truth := world.true_answer(s.pair.question)) is not None:
+            answer = truth
+        out.append(Problem(fam, lvl, s.pair.question, answer))
     return out
