@@ -6,7 +6,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
+from soar.core.io import DataError
 from soar.core.parallel import ParallelConfig
 from soar.core.problems import Problem, save_problems
 from soar.engine.evaluate import EvalConfig
@@ -186,3 +188,45 @@ def test_the_slope_checkpoint_rule_runs_in_the_main_job(hard_dir, tmp_path):
         assert 0 <= rows[arm]["checkpoint_step"] <= 2 and rows[arm]["evaluations_averaged"] >= 1
     with pytest.raises(ValueError, match="checkpoint_rule"):
         StudentConfig(checkpoint_rule="best")
+
+
+def test_transfer_sets_are_evaluated_at_the_transfer_step_for_every_arm(hard_dir, tmp_path):
+    """The paper's transfer evaluation: each arm's student also on another benchmark, at a fixed step."""
+    rng = random.Random(5)
+    other = tmp_path / "other.jsonl"
+    save_problems(other, [make_problem("add", 1, rng) for _ in range(3)])
+    out = tmp_path / "transfer"
+    student = StudentConfig(synthetic_steps=1, transfer_step=1, rloo=RLOOConfig(steps=2, batch_size=2, group_size=2))
+    table = run_main(
+        toy_run(hard_dir, out, arms=("base", "hard_only", "pq"), transfer={"other": str(other)}, student=student)
+    )
+    for arm in ("base", "hard_only", "pq"):
+        assert table[arm]["transfer/other/n_problems"][0] == 3
+    report = (out / "report.md").read_text()
+    assert "## Transfer: other" in report and "evaluated at training step 1" in report
+    with pytest.raises(DataError, match="nope.jsonl: file not found"):
+        run_main(toy_run(hard_dir, tmp_path / "bad", arms=("base",), transfer={"x": str(tmp_path / "nope.jsonl")}))
+
+
+@pytest.mark.parametrize("transfer_step, steps_after", [(1, 2), (5, 0)])
+def test_train_student_calls_the_transfer_evaluation_once_at_its_step(transfer_step, steps_after):
+    from soar.engine.model import load_policy
+    from soar.jobs.main import train_student
+
+    base, tok = load_policy(DEFAULT_MODEL)
+    rng = random.Random(1)
+    mixed = [make_problem("mix", 1, rng) for _ in range(4)]  # some right, some wrong: the updates are not zero
+    cfg = StudentConfig(
+        synthetic_steps=0, transfer_step=transfer_step, rloo=RLOOConfig(steps=3, batch_size=4, group_size=4, warmup=0)
+    )
+    seen = []
+
+    def transfer_fn(model):
+        seen.append({k: v.detach().clone() for k, v in model.named_parameters()})
+        return {"transfer/x/pass@1": 0.5}
+
+    trained = train_student(base, tok, ARITHMETIC, mixed, None, cfg, 0, 60, False, None, transfer_fn)
+    assert len(seen) == 1 and trained.extra == {"transfer/x/pass@1": 0.5}
+    final = dict(trained.model.named_parameters())
+    moved = any(not torch.equal(seen[0][k], final[k]) for k in final)
+    assert moved == (steps_after > 0)  # evaluated before the last steps, or (transfer_step >= steps) at the end

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from soar.core import seeds
@@ -32,9 +32,22 @@ ARM_NAMES = {
 }
 """every arm of every experiment, in report order, with its name in the paper"""
 
-TrainArm = Callable[[str, int], tuple | None]
-"""(arm, seed) -> (the model to evaluate, its training history), or None to skip the pair; a third element
-(summary, records) replaces the final evaluation (the slope checkpoint rule's averaged evaluations)"""
+
+@dataclass
+class Trained:
+    """One arm's student, ready for its held-out evaluation."""
+
+    model: object
+    history: list[dict] = field(default_factory=list)
+    """its training rows (empty for an arm that is not trained)"""
+    evaluation: tuple[dict, list[dict]] | None = None
+    """(summary, records) that replace the final evaluation (the slope checkpoint rule's averaged ones)"""
+    extra: dict = field(default_factory=dict)
+    """more columns of its result row (the transfer sets' pass@k: `transfer/<set>/pass@k`)"""
+
+
+TrainArm = Callable[[str, int], Trained | None]
+"""(arm, seed) -> the trained student, or None to skip the pair"""
 
 
 @dataclass
@@ -56,15 +69,11 @@ def run_pair(ctx: GridContext, pair: tuple[str, int]) -> dict | None:
     trained = ctx.train(arm, seed)
     if trained is None:
         return None
-    model, history, *chosen = trained  # an arm may bring its own evaluation (the slope checkpoint rule)
-    if chosen:
-        summary, records = chosen[0]
-    else:
-        summary, records = evaluate(
-            model, ctx.tokenizer, ctx.world, ctx.test, ctx.eval_cfg, seeds.eval_seed(seed), ctx.max_new_tokens
-        )
-    row = {"arm": arm, "seed": seed, **summary, "seconds": round(time.time() - t0, 1)}
-    return {"row": row, "records": records, "history": history}
+    summary, records = trained.evaluation or evaluate(
+        trained.model, ctx.tokenizer, ctx.world, ctx.test, ctx.eval_cfg, seeds.eval_seed(seed), ctx.max_new_tokens
+    )
+    row = {"arm": arm, "seed": seed, **summary, **trained.extra, "seconds": round(time.time() - t0, 1)}
+    return {"row": row, "records": records, "history": trained.history}
 
 
 def run_grid(out: Path, arms: tuple[str, ...], student_seeds: tuple[int, ...], workers: Workers) -> list[dict]:

@@ -41,7 +41,7 @@ from soar.engine.model import clone_model, load_policy
 from soar.engine.rloo import RLOOConfig, cycling_batches, phased, train_rloo
 from soar.engine.setup import ModelSetup, Setup
 from soar.jobs.hardset import HardSetConfig, HardSetSettings, make_hard
-from soar.jobs.harness import ARM_NAMES, GridContext, run_grid, summarize
+from soar.jobs.harness import ARM_NAMES, GridContext, Trained, run_grid, summarize
 from soar.method.loop import SoarConfig, SoarSettings, qr_accuracy, run_soar
 from soar.method.run_folder import RunFolder
 from soar.method.teacher import as_problems, write_datasets
@@ -86,13 +86,16 @@ class StudentConfig:
     """slope rule: steps between held-out evaluations"""
     report_window: int = 200
     """slope rule: the evaluations after the stop step that are averaged (paper 200 steps)"""
+    transfer_step: int = 50
+    """the training step at which the students are evaluated on the `transfer` sets (paper: fixed step 50;
+    the last step when training is shorter)"""
 
     def __post_init__(self) -> None:
         if self.mode not in ("curriculum", "mixed"):
             raise ValueError(f"student.mode must be 'curriculum' or 'mixed', got {self.mode!r}")
         if self.checkpoint_rule not in ("fixed", "slope"):
             raise ValueError(f"student.checkpoint_rule must be 'fixed' or 'slope', got {self.checkpoint_rule!r}")
-        at_least(self, 1, "eval_every", "report_window", "hard_only_group")
+        at_least(self, 1, "eval_every", "report_window", "hard_only_group", "transfer_step")
 
 
 @dataclass
@@ -109,6 +112,9 @@ class RunConfig(Setup):
     seeds: tuple[int, ...] = (0,)
     """student seeds (the teacher runs use soar.seed)"""
     arms: tuple[str, ...] = ARMS
+    transfer: dict = field(default_factory=dict)
+    """name -> problems JSONL of another benchmark (e.g. OlympiadBench's fail@128 test set): every arm's student
+    is also evaluated on it, at student.transfer_step (the paper's transfer evaluation)"""
     questions: int = 128
     """questions sampled from each teacher for Base-T / Grounded-T / Intrinsic-T (paper 128)"""
     soar: SoarSettings = field(default_factory=SoarSettings)
@@ -156,9 +162,11 @@ def train_student(
     max_new_tokens: int,
     progress: bool = True,
     evaluate_fn=None,
-):
+    transfer_fn=None,
+) -> Trained:
     """A fresh copy of `base` trained for cfg.rloo.steps: Hard-Only when `synthetic` is None. With
-    `evaluate_fn(model)` and the slope rule, also the held-out evaluations every cfg.eval_every steps."""
+    `evaluate_fn(model)` and the slope rule, also the held-out evaluations every cfg.eval_every steps; with
+    `transfer_fn(model) -> row columns`, the transfer evaluation at cfg.transfer_step."""
     bs = cfg.rloo.batch_size
     hard = cycling_batches(hard_train, bs)
     if synthetic is None:
@@ -169,19 +177,23 @@ def train_student(
         batches = cycling_batches(synthetic + hard_train, bs)
     student = clone_model(base)
     evals: list[tuple[int, tuple[dict, list[dict]]]] = []
+    extra: dict = {}
+    transfer_at = min(cfg.transfer_step, cfg.rloo.steps)
 
     def on_step(step: int, row: dict) -> None:
         if evaluate_fn is not None and (step + 1) % cfg.eval_every == 0:
             evals.append((step + 1, evaluate_fn(student)))
+        if transfer_fn is not None and step + 1 == transfer_at:
+            extra.update(transfer_fn(student))
 
     history = train_rloo(
         student, tokenizer, world, batches, cfg.rloo, seed, max_new_tokens, on_step=on_step, progress=progress
     )
     if evaluate_fn is None:
-        return student, history
+        return Trained(student, history, extra=extra)
     if not evals or evals[-1][0] != cfg.rloo.steps:  # the final model is always evaluated too
         evals.append((cfg.rloo.steps, evaluate_fn(student)))
-    return student, history, checkpoint_result(history, evals, cfg.report_window)
+    return Trained(student, history, checkpoint_result(history, evals, cfg.report_window), extra)
 
 
 def checkpoint_result(history: list[dict], evals: list, window: int) -> tuple[dict, list[dict]]:
@@ -262,6 +274,8 @@ def _main_job(cfg: RunConfig, world: World | None) -> dict:
     hard_train = load_problems(Path(cfg.hard_dir) / "train.jsonl", world.in_grammar)
     hard_test = load_problems(Path(cfg.hard_dir) / "test.jsonl", world.in_grammar)
     hard_test = hard_test[: cfg.test_limit] if cfg.test_limit > 0 else hard_test
+    for path in cfg.transfer.values():  # a bad transfer set fails now, not after the teacher runs
+        load_problems(path, world.in_grammar)
 
     # 2. Teacher runs (each resumes where it stopped).
     teachers = run_teachers(cfg, world)
@@ -308,20 +322,25 @@ def grid_context(cfg: RunConfig, base, tokenizer, world: World, hard_train, hard
     ps_model: list = []  # PS is picked once for all seeds
     bar = cfg.parallel.workers == 1  # progress bars of parallel workers would interleave
     slope = cfg.student.checkpoint_rule == "slope"
+    transfer = {name: load_problems(path) for name, path in cfg.transfer.items()}
 
-    def train(arm: str, seed: int):
+    def train(arm: str, seed: int) -> Trained | None:
         def evaluate_fn(model):  # the slope rule's held-out evaluations, seeded as the final one would be
             return evaluate(model, tokenizer, world, hard_test, cfg.eval, seeds.eval_seed(seed), cfg.max_new_tokens)
 
+        def transfer_fn(model) -> dict:  # every transfer set, seeded as the held-out evaluation
+            return transfer_columns(model, tokenizer, world, transfer, cfg, seed)
+
         evaluate_fn = evaluate_fn if slope else None
+        transfer_fn = transfer_fn if transfer else None
         if arm == "base":
-            return base, []
+            return Trained(base, extra=transfer_fn(base) if transfer_fn else {})
         if arm in ("hard_only", "hard_only_g128"):
             scfg = cfg.student
             if arm == "hard_only_g128":
                 scfg = replace(scfg, rloo=replace(scfg.rloo, group_size=scfg.hard_only_group))
             return train_student(
-                base, tokenizer, world, hard_train, None, scfg, seed, cfg.max_new_tokens, bar, evaluate_fn
+                base, tokenizer, world, hard_train, None, scfg, seed, cfg.max_new_tokens, bar, evaluate_fn, transfer_fn
             )
         if arm == "ps":
             if not promos:
@@ -329,16 +348,35 @@ def grid_context(cfg: RunConfig, base, tokenizer, world: World, hard_train, hard
                 return None
             if not ps_model:
                 ps_model.append(best_promoted(promos, tokenizer, world, hard_train, cfg))
-            return ps_model[0], []
+            return Trained(ps_model[0], extra=transfer_fn(ps_model[0]) if transfer_fn else {})
         if not qsets.get(arm):
             print(f"{ARM_NAMES[arm]}: empty question set; skipped")
             return None
         synthetic = qsets[arm]
         return train_student(
-            base, tokenizer, world, hard_train, synthetic, cfg.student, seed, cfg.max_new_tokens, bar, evaluate_fn
+            base,
+            tokenizer,
+            world,
+            hard_train,
+            synthetic,
+            cfg.student,
+            seed,
+            cfg.max_new_tokens,
+            bar,
+            evaluate_fn,
+            transfer_fn,
         )
 
     return GridContext(train, tokenizer, world, hard_test, cfg.eval, cfg.max_new_tokens)
+
+
+def transfer_columns(model, tokenizer, world: World, sets: dict[str, list[Problem]], cfg: RunConfig, seed: int) -> dict:
+    """`transfer/<set>/<metric>` columns of a result row: pass@k etc. of `model` on each transfer set."""
+    out = {}
+    for name, problems in sets.items():
+        summary, _ = evaluate(model, tokenizer, world, problems, cfg.eval, seeds.eval_seed(seed), cfg.max_new_tokens)
+        out |= {f"transfer/{name}/{k}": v for k, v in summary.items()}
+    return out
 
 
 def open_main_folder(cfg: RunConfig) -> Path:

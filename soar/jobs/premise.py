@@ -30,7 +30,7 @@ from soar.core.problems import Problem, load_problems
 from soar.engine.evaluate import EvalConfig, evaluate, own_answers
 from soar.engine.model import DEFAULT_MODEL, clone_model, load_policy
 from soar.engine.rloo import BatchFn, RLOOConfig, cycling_batches, phased, train_rloo
-from soar.jobs.harness import GridContext, run_grid, summarize
+from soar.jobs.harness import GridContext, Trained, run_grid, summarize
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import FAMILIES, LEVELS, make_problem
 
@@ -165,12 +165,12 @@ def premise_context(cfg: PremiseConfig) -> PremiseContext:
     def train_arm(arm: str, seed: int):
         model = clone_model(base)
         if arm == "base":
-            return model, []
+            return Trained(model)
         hard = cycling_batches(train, cfg.rloo.batch_size)
         first = self_answered_batches(stones, base, tokenizer, cfg.max_new_tokens) if arm == "self_answered" else stones
         batches = hard if arm == "hard_only" else phased(first, cfg.curriculum_steps, hard)
         print(f"[seed {seed}] training {arm} for {cfg.rloo.steps} steps")
-        return model, train_rloo(
+        history = train_rloo(
             model,
             tokenizer,
             ARITHMETIC,
@@ -180,6 +180,7 @@ def premise_context(cfg: PremiseConfig) -> PremiseContext:
             cfg.max_new_tokens,
             progress=cfg.parallel.workers == 1,
         )
+        return Trained(model, history)
 
     return PremiseContext(train_arm, tokenizer, ARITHMETIC, test, cfg.eval, cfg.max_new_tokens, base=base)
 

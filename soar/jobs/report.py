@@ -19,17 +19,22 @@ def pm(ms: tuple[float, float], scale: float = 100.0, digits: int = 1) -> str:
     return f"{m * scale:.{digits}f} ± {s * scale:.{digits}f}"
 
 
-def pass_at_k_table(table: dict[str, dict[str, tuple[float, float]]], ks, names: dict[str, str]) -> str:
+def pass_at_k_table(
+    table: dict[str, dict[str, tuple[float, float]]], ks, names: dict[str, str], prefix: str = ""
+) -> str:
+    """One row per arm that has the `prefix`ed columns (prefix "transfer/<set>/": a transfer set's)."""
     head = "| method | " + " | ".join(f"pass@{k}" for k in ks) + " | greedy | solved (of N) |"
     lines = [head, "|---" * (len(ks) + 3) + "|"]
     for arm, stats in table.items():
-        cells = [pm(stats[f"pass@{k}"]) for k in ks]
-        solved = stats["solved"]
-        n = int(stats["n_problems"][0])
+        if f"{prefix}solved" not in stats:
+            continue
+        cells = [pm(stats[f"{prefix}pass@{k}"]) for k in ks]
+        solved = stats[f"{prefix}solved"]
+        n = int(stats[f"{prefix}n_problems"][0])
         lines.append(
             f"| {names.get(arm, arm)} | "
             + " | ".join(cells)
-            + f" | {pm(stats['greedy'])} | {solved[0]:.1f} ± {solved[1]:.1f} (of {n}) |"
+            + f" | {pm(stats[f'{prefix}greedy'])} | {solved[0]:.1f} ± {solved[1]:.1f} (of {n}) |"
         )
     return "\n".join(lines)
 
@@ -145,6 +150,16 @@ def main_report(
     if table:
         parts += [pass_at_k_table(table, ks, ARM_NAMES), "", "![pass@k](pass_at_k.png)", ""]
         pass_at_k_plot(table, ks, out / "pass_at_k.png", "Held-out hard TEST set", ARM_NAMES)
+    for name in getattr(cfg, "transfer", {}):
+        parts += [
+            f"## Transfer: {name}",
+            "",
+            f"The same students on {cfg.transfer[name]}, evaluated at training step "
+            f"{min(cfg.student.transfer_step, cfg.student.rloo.steps)} (the base model and PS as they are).",
+            "",
+            pass_at_k_table(table, ks, ARM_NAMES, f"transfer/{name}/"),
+            "",
+        ]
     parts += [
         "## Question sets",
         "",
