@@ -62,6 +62,7 @@ def _eval(cfg: EvalCommandConfig) -> None:
 
 def _commands():
     from soar.jobs.hardset import HardSetConfig, make_hard
+    from soar.jobs.judge import JudgeConfig, run_judge
     from soar.jobs.main import RunConfig, run_main
     from soar.jobs.premise import PremiseConfig, run_premise
     from soar.jobs.pretrain import PretrainConfig, pretrain
@@ -74,6 +75,11 @@ def _commands():
         "premise": (PremiseConfig, run_premise, "Hard-Only vs oracle curriculum on the hard set"),
         "teach": (SoarConfig, run_soar, "one SOAR teacher run (grounded or intrinsic reward), resumable"),
         "run": (RunConfig, run_main, "the main job: teacher runs, baselines, evaluation over seeds, report.md"),
+        "judge": (
+            JudgeConfig,
+            run_judge,
+            "a local judge model rates each question: well-posed or not, its answer correct or not",
+        ),
     }
 
 

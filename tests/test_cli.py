@@ -14,7 +14,7 @@ def soar(*args, check=True):
     return r
 
 
-@pytest.mark.parametrize("cmd", ["pretrain", "make-hard", "eval", "premise", "teach", "run"])
+@pytest.mark.parametrize("cmd", ["pretrain", "make-hard", "eval", "premise", "teach", "run", "judge"])
 def test_help(cmd):
     r = soar(cmd, "--help")
     assert "--config" in r.stdout and "--set" in r.stdout
