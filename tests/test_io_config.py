@@ -155,6 +155,8 @@ def test_scalar_for_a_list_field():
         ("configs/main.yaml", "run"),
         ("configs/paper-math.yaml", "run"),
         ("configs/paper-math-lora.yaml", "run"),
+        ("configs/paper-harp.yaml", "run"),
+        ("configs/paper-olympiadbench-hard.yaml", "make-hard"),
         ("configs/smollm2-cpu.yaml", "run"),
         ("configs/premise.yaml", "premise"),
     ],
@@ -163,11 +165,13 @@ def test_shipped_configs_load(path, kind):
     """Every shipped config parses into its command's dataclass (a renamed field would fail here)."""
     from pathlib import Path
 
+    from soar.jobs.hardset import HardSetConfig
     from soar.jobs.main import RunConfig
     from soar.jobs.premise import PremiseConfig
 
     root = Path(__file__).resolve().parents[1]
-    cfg = load_config(RunConfig if kind == "run" else PremiseConfig, root / path)
+    cls = {"run": RunConfig, "premise": PremiseConfig, "make-hard": HardSetConfig}[kind]
+    cfg = load_config(cls, root / path)
     assert cfg.out
 
 
@@ -201,3 +205,18 @@ def test_strict_scalars_still_read_what_yaml_and_the_command_line_give():
 
     cfg = load_config(RunConfig, None, ["soar.r=3", "soar.tau=1e-2", "out=2024", "soar.promote=false", "seeds=0,1"])
     assert (cfg.soar.r, cfg.soar.tau, cfg.out, cfg.soar.promote, cfg.seeds) == (3, 0.01, "2024", False, (0, 1))
+
+
+def test_a_config_file_can_include_another_and_override_it(tmp_path):
+    (tmp_path / "base.yaml").write_text("name: base\ninner:\n  lr: 0.5\n  ks: [1, 2]\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "top.yaml").write_text("include: ../base.yaml\ninner:\n  lr: 0.25\n")
+    cfg = load_config(Outer, tmp_path / "sub" / "top.yaml", ["name=cli"])
+    assert (cfg.name, cfg.inner.lr, cfg.inner.ks) == ("cli", 0.25, (1, 2))  # file over include, --set over both
+    (tmp_path / "loop.yaml").write_text("include: loop2.yaml\n")
+    (tmp_path / "loop2.yaml").write_text("include: loop.yaml\n")
+    with pytest.raises(ConfigError, match="includes itself"):
+        load_config(Outer, tmp_path / "loop.yaml")
+    (tmp_path / "gone.yaml").write_text("include: nope.yaml\n")
+    with pytest.raises(ConfigError, match="nope.yaml does not exist \\(included by .*gone.yaml\\)"):
+        load_config(Outer, tmp_path / "gone.yaml")

@@ -49,8 +49,19 @@ def standin(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def transfer_set(standin, tmp_path_factory):
+    """OlympiadBench's fail@k sets from configs/paper-olympiadbench-hard.yaml (a fixture pool, k = 2)."""
+    out = tmp_path_factory.mktemp("ob") / "hard"
+    argv = ["make-hard", "--config", str(ROOT / "configs" / "paper-olympiadbench-hard.yaml")]
+    for o in [f"model={standin}", f"pool_file={FIX / 'olympiadbench.jsonl'}", f"out={out}", "k=2", "chunk=2"]:
+        argv += ["--set", o]
+    argv += ["--set", "max_new_tokens=8", "--set", "threads=1"]
+    assert main(argv) == 0
+    return out / "test.jsonl"
+
+
 TINY_SIZES = [
-    "hardset.pool_format=math",
     "hardset.k=2",
     "hardset.chunk=2",
     "seeds=[0]",
@@ -79,21 +90,25 @@ TINY_SIZES = [
 ]
 
 
-def test_paper_config_runs_end_to_end_with_a_tiny_standin(standin, tmp_path):
+@pytest.mark.parametrize("config, pool", [("paper-math.yaml", "math.jsonl"), ("paper-harp.yaml", "harp.jsonl")])
+def test_paper_config_runs_end_to_end_with_a_tiny_standin(standin, transfer_set, tmp_path, config, pool):
+    """MATH and HARP (which includes the MATH config), each with the transfer evaluation on OlympiadBench."""
     overrides = [
         f"model={standin}",
         f"hard_dir={tmp_path / 'hard'}",
-        f"hardset.pool_file={FIX / 'math.jsonl'}",
+        f"hardset.pool_file={FIX / pool}",
         f"out={tmp_path / 'run'}",
+        f"transfer={{olympiadbench: {transfer_set}}}",
         *TINY_SIZES,
     ]
-    argv = ["run", "--config", str(ROOT / "configs" / "paper-math.yaml")]
+    argv = ["run", "--config", str(ROOT / "configs" / config)]
     for o in overrides:
         argv += ["--set", o]
     assert main(argv) == 0
     out = tmp_path / "run"
     manifest = json.loads((tmp_path / "hard" / "manifest.json").read_text())
-    assert (manifest["pool"], manifest["train"], manifest["test"]) == (4, 2, 2)
+    n = {"math.jsonl": 4, "harp.jsonl": 3}[pool]  # the fixture's records with a reference answer
+    assert (manifest["pool"], manifest["train"] + manifest["test"]) == (n, n)
     metrics = [json.loads(x) for x in (out / "soar" / "metrics.jsonl").read_text().splitlines()]
     assert len(metrics) == 1  # one outer step
     questions = [json.loads(x) for x in (out / "soar" / "questions.jsonl").read_text().splitlines()]
@@ -102,6 +117,10 @@ def test_paper_config_runs_end_to_end_with_a_tiny_standin(standin, tmp_path):
     assert "Hard-Only" in report and "Grounded-T" in report
     saved = (out / "config.yaml").read_text()
     assert "world: math" in saved and "gradient_checkpointing: true" in saved
+    assert "## Transfer: olympiadbench" in report
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    n_transfer = len(transfer_set.read_text().splitlines())
+    assert rows and n_transfer and all(r["transfer/olympiadbench/n_problems"] == n_transfer for r in rows)
 
 
 def test_lora_config_runs_one_outer_step_with_the_standin(standin, tmp_path):
@@ -113,6 +132,7 @@ def test_lora_config_runs_one_outer_step_with_the_standin(standin, tmp_path):
         f"out={tmp_path / 'run'}",
         "load.lora.r=2",
         "arms=[base,hard_only]",
+        "transfer={}",
         *TINY_SIZES,
     ]:
         argv += ["--set", o]

@@ -204,7 +204,7 @@ def test_transfer_sets_are_evaluated_at_the_transfer_step_for_every_arm(hard_dir
         assert table[arm]["transfer/other/n_problems"][0] == 3
     report = (out / "report.md").read_text()
     assert "## Transfer: other" in report and "evaluated at training step 1" in report
-    with pytest.raises(DataError, match="nope.jsonl: file not found"):
+    with pytest.raises(DataError, match="transfer set.*nope.jsonl"):
         run_main(toy_run(hard_dir, tmp_path / "bad", arms=("base",), transfer={"x": str(tmp_path / "nope.jsonl")}))
 
 

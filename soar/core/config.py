@@ -128,22 +128,9 @@ def _set_path(data: dict, dotted: str, value: Any) -> None:
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Defaults <- file (YAML or JSON) <- `key.sub=value` overrides, validated into `cls`."""
-    data: dict = {}
-    if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise ConfigError(f"config file {p} does not exist")
-        if p.is_dir():
-            raise ConfigError(f"{p}: is a folder; expected a YAML/JSON config file")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except UnicodeDecodeError:
-            raise ConfigError(f"{p}: not UTF-8 text (a binary file?); expected a YAML/JSON config file") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML/JSON: {e}") from e
-        if not isinstance(data, dict):
-            raise ConfigError(f"{p}: the top level must be a mapping")
+    """Defaults <- file (YAML or JSON; `include: OTHER` first reads OTHER, a path relative to the file) <-
+    `key.sub=value` overrides, validated into `cls`."""
+    data = read_config_file(Path(path)) if path is not None else {}
     merged = _merge(to_dict(cls()), data)
     for o in overrides or []:
         if "=" not in o:
@@ -151,6 +138,30 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         k, v = o.split("=", 1)
         _set_path(merged, k.strip(), yaml.safe_load(v))
     return from_dict(cls, merged, str(path) if path else "config")
+
+
+def read_config_file(p: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """The mapping in config file `p`, on top of the file its `include:` key names (recursively)."""
+    if not p.exists():
+        raise ConfigError(f"config file {p} does not exist" + (f" (included by {chain[-1]})" if chain else ""))
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a folder; expected a YAML/JSON config file")
+    if p.resolve() in chain:
+        raise ConfigError(f"{p}: includes itself (through {' -> '.join(map(str, chain))})")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text (a binary file?); expected a YAML/JSON config file") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML/JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping")
+    include = data.pop("include", None)
+    if include is None:
+        return data
+    if not isinstance(include, str):
+        raise ConfigError(f"{p}: include must be one file path, got {include!r}")
+    return _merge(read_config_file(p.parent / include, (*chain, p.resolve())), data)
 
 
 def _merge(base: dict, new: dict) -> dict:

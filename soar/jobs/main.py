@@ -30,7 +30,7 @@ import torch
 
 from soar.core import seeds
 from soar.core.config import at_least, check_same_config, dump_config, extend
-from soar.core.io import atomic_write_text
+from soar.core.io import DataError, atomic_write_text
 from soar.core.lock import run_lock
 from soar.core.parallel import Workers
 from soar.core.problems import Problem, load_problems, save_problems
@@ -260,6 +260,9 @@ def run_main(cfg: RunConfig, world: World | None = None) -> dict:
 def _main_job(cfg: RunConfig, world: World | None) -> dict:
     torch.set_num_threads(cfg.threads)
     world_given = world
+    missing = {name: path for name, path in cfg.transfer.items() if not Path(path).is_file()}
+    if missing:  # before hours of screening and teacher runs
+        raise DataError(f"transfer set(s) not found: {missing} (build them first, e.g. `soar make-hard`)")
     out = open_main_folder(cfg)
     t_start = time.time()
 
