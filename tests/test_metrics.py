@@ -2,7 +2,9 @@
 
 import itertools
 import math
+import random
 
+import numpy as np
 import pytest
 
 from soar.engine.metrics import mean_pass_at_k, mean_sd, pass_at_k
@@ -91,3 +93,31 @@ def test_slope_checkpoint_on_hand_made_curves():
     assert slope_checkpoint([1.0, 0.5, 0.2, 0.1]) == 0  # never rises
     assert slope_checkpoint([0.0, 1.0, 2.0, 3.0], window=1) == 3  # never flattens
     assert slope_checkpoint([0.3]) == 0
+
+
+def test_model_embeddings_are_normalised_mean_hidden_states_that_ignore_padding():
+    from soar.engine.embed import model_embeddings
+    from soar.engine.model import DEFAULT_MODEL, load_policy
+
+    model, tok = load_policy(DEFAULT_MODEL)
+    texts = ["12345 a+11111", "999 a*7 b-12 c+40000", "12345 a+11111"]
+    together = model_embeddings(model, tok, texts, batch_size=3)  # the short ones padded to the long one
+    alone = np.concatenate([model_embeddings(model, tok, [t]) for t in texts])
+    assert together.shape == (3, model.config.hidden_size)
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0)
+    assert np.allclose(together, alone, atol=1e-5)  # padding changes nothing
+    assert np.allclose(together[0], together[2]) and not np.allclose(together[0], together[1])
+
+
+def test_question_stats_scores_vendi_on_the_embedding_it_is_given():
+    from soar.jobs.main import RunConfig, question_stats
+    from soar.world import ARITHMETIC
+    from soar.world.arithmetic import make_problem
+
+    rng = random.Random(0)
+    ps = [make_problem("add", 1, rng) for _ in range(6)]
+    cfg = RunConfig(vendi_size=6, vendi_samples=3)
+    same = question_stats(ps, ARITHMETIC, cfg, embed=lambda texts: np.ones((len(texts), 4)) / 2)
+    assert same["vendi"] == pytest.approx(1.0)  # identical embeddings: one effective question
+    with pytest.raises(ValueError, match="vendi_embedding must be 'ngram' or 'model'"):
+        RunConfig(vendi_embedding="sbert")

@@ -34,7 +34,7 @@ from soar.core.io import DataError, atomic_write_text
 from soar.core.lock import run_lock
 from soar.core.parallel import Workers
 from soar.core.problems import Problem, load_problems, save_problems
-from soar.engine.embed import ngram_embeddings
+from soar.engine.embed import model_embeddings, ngram_embeddings
 from soar.engine.evaluate import EvalConfig, evaluate
 from soar.engine.metrics import slope_checkpoint, vendi_bootstrap
 from soar.engine.model import clone_model, load_policy
@@ -62,7 +62,7 @@ QUESTION_SOURCES = {"base_t": None, "grounded_t": "soar", "intrinsic_t": "intrin
 """question-set arm -> the teacher run that writes it (None: the untrained base teacher)"""
 PQ_SOURCES = {"pq": "soar", "pq_oracle": "soar_oracle"}
 """PQ arm -> the teacher run whose promoted datasets it trains on"""
-ANALYSIS_KEYS = ("vendi_size", "vendi_samples")
+ANALYSIS_KEYS = ("vendi_size", "vendi_samples", "vendi_embedding", "vendi_model")
 """keys that only change the question analysis (recomputed on every call): a resumed run may change them"""
 
 
@@ -125,6 +125,11 @@ class RunConfig(Setup):
     """bootstrap subsamples for the Vendi score of each question set"""
     vendi_size: int = 96
     """questions per bootstrap subsample (below `questions`, or every subsample is the whole set and the SD 0)"""
+    vendi_embedding: str = "ngram"
+    """how questions are embedded for Vendi: ngram (hashed character n-grams) | model (mean last hidden state
+    of `vendi_model`, a local causal LM; the paper: Qwen3-8B)"""
+    vendi_model: str = ""
+    """vendi_embedding=model: a local model path ("" = the run's base model `model`)"""
     resume: bool = False
     """continue the run in `out` (`soar run --resume DIR`); the config must match"""
 
@@ -135,6 +140,8 @@ class RunConfig(Setup):
         at_least(self, 1, "questions", "vendi_samples")
         at_least(self, 2, "vendi_size")
         at_least(self, 0, "test_limit")
+        if self.vendi_embedding not in ("ngram", "model"):
+            raise ValueError(f"vendi_embedding must be 'ngram' or 'model', got {self.vendi_embedding!r}")
         if self.student.synthetic_steps > self.student.rloo.steps:
             raise ValueError(
                 f"student.synthetic_steps ({self.student.synthetic_steps}) is more than student.rloo.steps "
@@ -208,9 +215,9 @@ def checkpoint_result(history: list[dict], evals: list, window: int) -> tuple[di
     return {**summary, "checkpoint_step": s, "evaluations_averaged": len(chosen)}, chosen[-1][1]
 
 
-def question_stats(problems: list[Problem], world: World, cfg: RunConfig) -> dict:
-    """Vendi (bootstrap mean, SD), share of correct teacher answers, difficulty histogram."""
-    emb = ngram_embeddings([p.question for p in problems])
+def question_stats(problems: list[Problem], world: World, cfg: RunConfig, embed=ngram_embeddings) -> dict:
+    """Vendi (bootstrap mean, SD) of `embed(questions)`, share of correct teacher answers, difficulty histogram."""
+    emb = embed([p.question for p in problems])
     v_mean, v_sd = vendi_bootstrap(emb, cfg.vendi_size, cfg.vendi_samples)
     correct = None
     if world.true_answer is not None:
@@ -228,6 +235,14 @@ def question_stats(problems: list[Problem], world: World, cfg: RunConfig) -> dic
         "answer_correct": correct,
         "histogram": dict(sorted(hist.items())),
     }
+
+
+def question_embedder(cfg: RunConfig, base, tokenizer):
+    """texts -> embeddings for the Vendi score: n-grams, or a local model's mean hidden state."""
+    if cfg.vendi_embedding == "ngram":
+        return ngram_embeddings
+    model, tok = (base, tokenizer) if not cfg.vendi_model else load_policy(cfg.vendi_model, opts=cfg.load)
+    return lambda texts: model_embeddings(model, tok, texts)
 
 
 def teacher_config(cfg: RunConfig, name: str) -> SoarConfig:
@@ -285,7 +300,8 @@ def _main_job(cfg: RunConfig, world: World | None) -> dict:
 
     # 3. Question sets, and their analysis.
     qsets = question_sets(cfg, teachers, base, tokenizer, world)
-    stats = {name: question_stats(ps, world, cfg) for name, ps in qsets.items() if ps}
+    embed = question_embedder(cfg, base, tokenizer)
+    stats = {name: question_stats(ps, world, cfg, embed) for name, ps in qsets.items() if ps}
     atomic_write_text(out / "question_stats.json", json.dumps(stats, indent=1))
 
     # 4. Students, per seed and arm, on the held-out hard test set (side by side on parallel.workers).

@@ -163,7 +163,8 @@ def main_report(
     parts += [
         "## Question sets",
         "",
-        "| set | questions | Vendi (n-gram) | teacher answers correct | difficulty (family:level: count) |",
+        f"| set | questions | Vendi ({'n-gram' if getattr(cfg, 'vendi_embedding', 'ngram') == 'ngram' else 'model'}) "
+        "| teacher answers correct | difficulty (family:level: count) |",
         "|---|---|---|---|---|",
     ]
     for name, s in qstats.items():
