@@ -230,3 +230,64 @@ def test_train_student_calls_the_transfer_evaluation_once_at_its_step(transfer_s
     final = dict(trained.model.named_parameters())
     moved = any(not torch.equal(seen[0][k], final[k]) for k in final)
     assert moved == (steps_after > 0)  # evaluated before the last steps, or (transfer_step >= steps) at the end
+
+
+def test_the_teacher_arms_spread_over_teacher_seeds_of_student_seed_means():
+    from soar.engine.metrics import mean_sd
+    from soar.jobs.main import summarize_teacher_seeds
+
+    rows = [
+        {"arm": "hard_only", "seed": 0, "pass@1": 0.0},
+        {"arm": "hard_only", "seed": 1, "pass@1": 0.2},
+        {"arm": "pq@t0", "seed": 0, "pass@1": 0.1},
+        {"arm": "pq@t0", "seed": 1, "pass@1": 0.3},
+        {"arm": "pq@t1", "seed": 0, "pass@1": 0.4},
+        {"arm": "pq@t1", "seed": 1, "pass@1": 0.6},
+    ]
+    table = summarize_teacher_seeds(rows)
+    assert set(table) == {"hard_only", "pq"}
+    assert table["hard_only"]["pass@1"] == pytest.approx(mean_sd([0.0, 0.2]))  # over student seeds
+    assert table["pq"]["pass@1"] == pytest.approx(mean_sd([0.2, 0.5]))  # over teacher seeds of seed means
+
+
+def test_several_teacher_seeds_make_one_teacher_run_and_one_arm_each(hard_dir, tmp_path):
+    out = tmp_path / "tseeds"
+    cfg = toy_run(hard_dir, out, arms=("hard_only", "grounded_t", "pq", "ps"), teacher_seeds=(0, 1))
+    table = run_main(cfg)
+    assert set(table) == {"hard_only", "grounded_t", "pq", "ps"}
+    for t in (0, 1):
+        assert f"seed: {t}\n" in (out / f"soar_t{t}" / "config.yaml").read_text()
+        assert (out / "questions" / f"grounded_t_t{t}.jsonl").exists()
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["arm"] for r in rows) == sorted(
+        ["hard_only", "grounded_t@t0", "grounded_t@t1", "pq@t0", "pq@t1", "ps@t0", "ps@t1"]
+    )
+    report = (out / "report.md").read_text()
+    assert "mean ± SD over 2 teacher seeds [0, 1]" in report and "| soar_t1 |" in report
+    assert not (out / "soar").exists()
+    with pytest.raises(ValueError, match="teacher_seeds must not repeat"):
+        toy_run(hard_dir, out, teacher_seeds=(1, 1))
+
+
+def test_question_mix_counts_kinds_and_right_answers_per_outer_step():
+    from soar.jobs.main import question_mix
+    from soar.jobs.report import question_mix_table
+
+    rows = [
+        {"step": 0, "question": "a", "answer_correct": True},
+        {"step": 0, "question": "b", "answer_correct": False},
+        {"step": 0, "question": "?", "answer_correct": None},
+        {"step": 0, "question": "a", "answer_correct": False},
+        {"step": 1, "question": "b", "answer_correct": True},
+    ]
+    mix = question_mix(rows, {"a": "easy", "b": "stone L2"}.get)
+    assert mix[0] == {
+        "step": 0,
+        "n": 4,
+        "shares": {"easy": 0.5, "stone L2": 0.25, "unparsed": 0.25},
+        "answer_correct": 1 / 3,
+    }
+    assert mix[1] == {"step": 1, "n": 1, "shares": {"stone L2": 1.0}, "answer_correct": 1.0}
+    table = question_mix_table({"soar": mix}, edge=1)
+    assert "| soar | easy | 50.0% | 0.0% |" in table and "| soar | stone L2 | 25.0% | 100.0% |" in table
+    assert "| soar | (teacher answers right) | 33.3% | 100.0% |" in table

@@ -409,3 +409,16 @@ def test_slip_rate_by_lookahead_matches_the_config():
         se = (p * (1 - p) / n[key]) ** 0.5
         assert n[key] > 150, key
         assert abs(slips[key] / n[key] - p) < 4 * se + 1e-3, (key, slips[key], n[key])
+
+
+def test_question_kind_sorts_questions_by_their_hard_steps():
+    from soar.world.arithmetic import question_kind
+
+    rng = random.Random(7)
+    kind = lambda fam, lvl, **kw: {question_kind(make_problem(fam, lvl, rng, **kw).question) for _ in range(20)}  # noqa: E731
+    assert kind("add", 0) == {"easy"}
+    assert kind("mix", 1, min_run=2, max_run=2) == {"stone L2"}
+    assert kind("sub", 1, min_run=3, max_run=4) == {"stone L3+"}
+    assert kind("add", 3) == {"several hard"}
+    assert kind("mul", 1) == {"multiplication"}
+    assert question_kind("12345 +00654") is None  # one operation: outside the grammar

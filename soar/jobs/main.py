@@ -35,7 +35,7 @@ from soar.core.lock import run_lock
 from soar.core.parallel import Workers
 from soar.core.problems import Problem, load_problems, save_problems
 from soar.engine.embed import model_embeddings, ngram_embeddings
-from soar.engine.evaluate import EvalConfig, evaluate
+from soar.engine.evaluate import EvalConfig, aggregate, evaluate
 from soar.engine.metrics import slope_checkpoint, vendi_bootstrap
 from soar.engine.model import clone_model, load_policy
 from soar.engine.rloo import RLOOConfig, cycling_batches, phased, train_rloo
@@ -62,6 +62,8 @@ QUESTION_SOURCES = {"base_t": None, "grounded_t": "soar", "intrinsic_t": "intrin
 """question-set arm -> the teacher run that writes it (None: the untrained base teacher)"""
 PQ_SOURCES = {"pq": "soar", "pq_oracle": "soar_oracle"}
 """PQ arm -> the teacher run whose promoted datasets it trains on"""
+TEACHER_ARMS = ("grounded_t", "intrinsic_t", "grounded_t_np", "pq", "pq_oracle", "ps")
+"""arms that depend on a teacher run: one per teacher seed when `teacher_seeds` names several"""
 ANALYSIS_KEYS = ("vendi_size", "vendi_samples", "vendi_embedding", "vendi_model")
 """keys that only change the question analysis (recomputed on every call): a resumed run may change them"""
 
@@ -112,6 +114,9 @@ class RunConfig(Setup):
     seeds: tuple[int, ...] = (0,)
     """student seeds (the teacher runs use soar.seed)"""
     arms: tuple[str, ...] = ARMS
+    teacher_seeds: tuple[int, ...] = ()
+    """several teacher runs per method, one per seed (folders soar_t0, soar_t1, ...; arms pq@t0, ...), and the
+    report's +- over them; () = one run per method at soar.seed (folders soar, intrinsic, ...)"""
     transfer: dict = field(default_factory=dict)
     """name -> problems JSONL of another benchmark (e.g. OlympiadBench's fail@128 test set): every arm's student
     is also evaluated on it, at student.transfer_step (the paper's transfer evaluation)"""
@@ -140,6 +145,8 @@ class RunConfig(Setup):
         at_least(self, 1, "questions", "vendi_samples")
         at_least(self, 2, "vendi_size")
         at_least(self, 0, "test_limit")
+        if len(set(self.teacher_seeds)) != len(self.teacher_seeds):
+            raise ValueError(f"teacher_seeds must not repeat a seed, got {list(self.teacher_seeds)}")
         if self.vendi_embedding not in ("ngram", "model"):
             raise ValueError(f"vendi_embedding must be 'ngram' or 'model', got {self.vendi_embedding!r}")
         if self.student.synthetic_steps > self.student.rloo.steps:
@@ -245,10 +252,23 @@ def question_embedder(cfg: RunConfig, base, tokenizer):
     return lambda texts: model_embeddings(model, tok, texts)
 
 
-def teacher_config(cfg: RunConfig, name: str) -> SoarConfig:
-    """The SoarConfig of the main job's teacher run `name` (a key of TEACHER_RUNS) in `cfg.out/name`; a run
-    started from it elsewhere (e.g. a parallel worker) is resumed, not redone, by `run_main`."""
-    tdir = Path(cfg.out) / name
+def teacher_suffixes(cfg: RunConfig) -> dict[int, str]:
+    """teacher seed -> the suffix of its runs' folders (`_t<seed>`); {soar.seed: ""} with one teacher run."""
+    return {t: f"_t{t}" for t in cfg.teacher_seeds} if cfg.teacher_seeds else {cfg.soar.seed: ""}
+
+
+def grid_arms(cfg: RunConfig) -> tuple[str, ...]:
+    """The (arm) keys of the student grid: a teacher arm once per teacher seed (`pq@t1`) when there are several."""
+    if not cfg.teacher_seeds:
+        return cfg.arms
+    return tuple(k for a in cfg.arms for k in ([f"{a}@t{t}" for t in cfg.teacher_seeds] if a in TEACHER_ARMS else [a]))
+
+
+def teacher_config(cfg: RunConfig, name: str, teacher_seed: int | None = None) -> SoarConfig:
+    """The SoarConfig of the main job's teacher run `name` (a key of TEACHER_RUNS; with `teacher_seed`, that
+    seed's run) in `cfg.out/<name><suffix>`; a run started from it elsewhere is resumed, not redone."""
+    seed = cfg.soar.seed if teacher_seed is None else teacher_seed
+    tdir = Path(cfg.out) / (name + teacher_suffixes(cfg).get(seed, f"_t{seed}"))
     setup = {f.name: getattr(cfg, f.name) for f in fields(Setup)}
     resume = (tdir / "config.yaml").exists()
     promote = cfg.soar.promote and name != "soar_np"
@@ -262,6 +282,7 @@ def teacher_config(cfg: RunConfig, name: str) -> SoarConfig:
         resume=resume,
         promote=promote,
         teacher=teacher,
+        seed=seed,
     )
 
 
@@ -305,17 +326,46 @@ def _main_job(cfg: RunConfig, world: World | None) -> dict:
     atomic_write_text(out / "question_stats.json", json.dumps(stats, indent=1))
 
     # 4. Students, per seed and arm, on the held-out hard test set (side by side on parallel.workers).
-    local = grid_context(cfg, base, tokenizer, world, hard_train, hard_test, qsets, teachers["soar"].promotions())
+    promos = {f"soar{sfx}": teachers[f"soar{sfx}"].promotions() for sfx in teacher_suffixes(cfg).values()}
+    local = grid_context(cfg, base, tokenizer, world, hard_train, hard_test, qsets, promos)
     with Workers(cfg.parallel, main_context, (cfg, None if world_given is None else world), local) as workers:
-        results = run_grid(out, cfg.arms, cfg.seeds, workers)
+        results = run_grid(out, grid_arms(cfg), cfg.seeds, workers)
 
     # 5. Report.
-    table = summarize(results)
+    table = summarize_teacher_seeds(results)
     teacher_metrics = {name: rows for name, f in teachers.items() if (rows := f.metrics())}
     from soar.jobs.report import main_report  # matplotlib: only when a report is written
 
-    main_report(cfg, out, table, stats, teacher_metrics, teachers["soar"].promotions(), time.time() - t_start)
+    mix = {name: question_mix(f.questions(), world.kind) for name, f in teachers.items()} if world.kind else {}
+    main_report(cfg, out, table, stats, teacher_metrics, promos, time.time() - t_start, mix)
     return table
+
+
+def question_mix(rows: list[dict], kind) -> list[dict]:
+    """Per outer step of a teacher run: how many questions it wrote, the share of each `kind(question)`
+    ("unparsed" for None) and the share of its answers that are right (None where no truth is known)."""
+    by_step: dict[int, list[dict]] = {}
+    for r in rows:
+        by_step.setdefault(r["step"], []).append(r)
+    out = []
+    for step, qs in sorted(by_step.items()):
+        kinds = [kind(q["question"]) or "unparsed" for q in qs]
+        known = [q["answer_correct"] for q in qs if q.get("answer_correct") is not None]
+        shares = {k: kinds.count(k) / len(qs) for k in dict.fromkeys(kinds)}
+        out.append(
+            {"step": step, "n": len(qs), "shares": shares, "answer_correct": sum(known) / len(known) if known else None}
+        )
+    return out
+
+
+def summarize_teacher_seeds(results: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
+    """Mean and SD per arm: over student seeds; for an arm with several teacher seeds (`pq@t1`, ...), over the
+    teacher seeds, of each teacher seed's mean over student seeds."""
+    per_teacher = summarize(results)
+    by_arm: dict[str, list[dict]] = {}
+    for key, stats in per_teacher.items():
+        by_arm.setdefault(key.split("@t")[0], []).append({k: m for k, (m, _) in stats.items()})
+    return {arm: per_teacher[arm] if arm in per_teacher else aggregate(rows) for arm, rows in by_arm.items()}
 
 
 def main_context(args: tuple[RunConfig, World | None]) -> GridContext:
@@ -326,24 +376,31 @@ def main_context(args: tuple[RunConfig, World | None]) -> GridContext:
     hard_train = load_problems(Path(cfg.hard_dir) / "train.jsonl")
     hard_test = load_problems(Path(cfg.hard_dir) / "test.jsonl")
     hard_test = hard_test[: cfg.test_limit] if cfg.test_limit > 0 else hard_test
-    soar_run = RunFolder(teacher_config(cfg, "soar").out)
-    qsets = {
-        a: load_problems(p) for a in QUESTION_SOURCES if (p := Path(cfg.out) / "questions" / f"{a}.jsonl").exists()
-    }
-    for arm, run in PQ_SOURCES.items():
-        if (Path(cfg.out) / run).exists() and (pq := RunFolder(teacher_config(cfg, run).out).pq()):
-            qsets[arm] = pq
-    return grid_context(cfg, base, tokenizer, world, hard_train, hard_test, qsets, soar_run.promotions())
+    qsets, promos = {}, {}
+    for suffix in teacher_suffixes(cfg).values():
+        key = suffix.replace("_t", "@t")
+        for a, src in QUESTION_SOURCES.items():
+            if (p := Path(cfg.out) / "questions" / f"{a}{suffix if src else ''}.jsonl").exists():
+                qsets[a + (key if src else "")] = load_problems(p)
+        for arm, run in PQ_SOURCES.items():
+            if (Path(cfg.out) / (run + suffix)).exists() and (pq := RunFolder(Path(cfg.out) / (run + suffix)).pq()):
+                qsets[arm + key] = pq
+        if (Path(cfg.out) / f"soar{suffix}").exists():
+            promos[f"soar{suffix}"] = RunFolder(Path(cfg.out) / f"soar{suffix}").promotions()
+    return grid_context(cfg, base, tokenizer, world, hard_train, hard_test, qsets, promos)
 
 
 def grid_context(cfg: RunConfig, base, tokenizer, world: World, hard_train, hard_test, qsets, promos) -> GridContext:
-    """How each arm's student is trained (or picked, for PS), for run_grid."""
-    ps_model: list = []  # PS is picked once for all seeds
+    """How each arm's student is trained (or picked, for PS), for run_grid. `promos`: SOAR run folder name ->
+    its promotions (one run, `soar`, or one per teacher seed, `soar_t<seed>`)."""
+    ps_model: dict = {}  # PS is picked once for all student seeds (per teacher seed)
     bar = cfg.parallel.workers == 1  # progress bars of parallel workers would interleave
     slope = cfg.student.checkpoint_rule == "slope"
     transfer = {name: load_problems(path) for name, path in cfg.transfer.items()}
 
-    def train(arm: str, seed: int) -> Trained | None:
+    def train(key: str, seed: int) -> Trained | None:
+        arm, _, tseed = key.partition("@t")  # `pq@t1`: the PQ arm of teacher seed 1
+
         def evaluate_fn(model):  # the slope rule's held-out evaluations, seeded as the final one would be
             return evaluate(model, tokenizer, world, hard_test, cfg.eval, seeds.eval_seed(seed), cfg.max_new_tokens)
 
@@ -362,16 +419,17 @@ def grid_context(cfg: RunConfig, base, tokenizer, world: World, hard_train, hard
                 base, tokenizer, world, hard_train, None, scfg, seed, cfg.max_new_tokens, bar, evaluate_fn, transfer_fn
             )
         if arm == "ps":
-            if not promos:
-                print("PS: no promotion happened in the SOAR run; nothing to evaluate")
+            run = "soar" + (f"_t{tseed}" if tseed else "")
+            if not promos.get(run):
+                print(f"PS: no promotion happened in the SOAR run {run}; nothing to evaluate")
                 return None
-            if not ps_model:
-                ps_model.append(best_promoted(promos, tokenizer, world, hard_train, cfg))
-            return Trained(ps_model[0], extra=transfer_fn(ps_model[0]) if transfer_fn else {})
-        if not qsets.get(arm):
-            print(f"{ARM_NAMES[arm]}: empty question set; skipped")
+            if run not in ps_model:
+                ps_model[run] = best_promoted(promos[run], tokenizer, world, hard_train, cfg)
+            return Trained(ps_model[run], extra=transfer_fn(ps_model[run]) if transfer_fn else {})
+        if not qsets.get(key):
+            print(f"{ARM_NAMES[arm]}{f' (teacher seed {tseed})' if tseed else ''}: empty question set; skipped")
             return None
-        synthetic = qsets[arm]
+        synthetic = qsets[key]
         return train_student(
             base,
             tokenizer,
@@ -421,12 +479,13 @@ def run_teachers(cfg: RunConfig, world: World) -> dict[str, RunFolder]:
     for name, reward in TEACHER_RUNS.items():
         if name in RUN_NEEDED_BY and RUN_NEEDED_BY[name] not in cfg.arms:
             continue
-        scfg = teacher_config(cfg, name)
-        folder = RunFolder(scfg.out)
-        if folder.steps_done() < scfg.outer_steps:
-            print(f"teacher run: {name} ({reward} reward), {scfg.outer_steps} outer steps")
-            run_soar(scfg, world)
-        teachers[name] = folder
+        for tseed, suffix in teacher_suffixes(cfg).items():
+            scfg = teacher_config(cfg, name, tseed)
+            folder = RunFolder(scfg.out)
+            if folder.steps_done() < scfg.outer_steps:
+                print(f"teacher run: {name}{suffix} ({reward} reward, seed {tseed}), {scfg.outer_steps} outer steps")
+                run_soar(scfg, world)
+            teachers[name + suffix] = folder
     return teachers
 
 
@@ -438,14 +497,18 @@ def question_sets(
     for arm, src in QUESTION_SOURCES.items():
         if arm not in cfg.arms:
             continue
-        path = Path(cfg.out) / "questions" / f"{arm}.jsonl"
-        if not path.exists():
-            teacher = base if src is None else teachers[src].teacher(cfg.load)[0]
-            save_problems(path, sample_questions(teacher, tokenizer, world, cfg.questions, cfg, seeds.QUESTION_SETS))
-        qsets[arm] = load_problems(path)
+        for suffix in teacher_suffixes(cfg).values() if src else [""]:
+            key = arm + suffix.replace("_t", "@t")
+            path = Path(cfg.out) / "questions" / f"{arm}{suffix}.jsonl"
+            if not path.exists():
+                teacher = base if src is None else teachers[src + suffix].teacher(cfg.load)[0]
+                qs = sample_questions(teacher, tokenizer, world, cfg.questions, cfg, seeds.QUESTION_SETS)
+                save_problems(path, qs)
+            qsets[key] = load_problems(path)
     for arm, run in PQ_SOURCES.items():
-        if run in teachers and (pq := teachers[run].pq()):
-            qsets[arm] = pq
+        for suffix in teacher_suffixes(cfg).values():
+            if run + suffix in teachers and (pq := teachers[run + suffix].pq()):
+                qsets[arm + suffix.replace("_t", "@t")] = pq
     return qsets
 
 

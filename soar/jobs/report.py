@@ -131,8 +131,26 @@ def edge_plot(edge: list[dict], path: str | Path) -> None:
     plt.close(fig)
 
 
+def spread_note(cfg) -> str:
+    """What the +- of the teacher arms covers when there are several teacher seeds."""
+    tseeds = getattr(cfg, "teacher_seeds", ())
+    if len(tseeds) < 2:
+        return ""
+    return (
+        f"; for the arms that depend on a teacher run (Grounded-T, Intrinsic-T, PQ, PS and their variants), "
+        f"mean ± SD over {len(tseeds)} teacher seeds {list(tseeds)}, each the mean over the student seeds"
+    )
+
+
 def main_report(
-    cfg, out: Path, table, qstats: dict, teacher_metrics: dict[str, list[dict]], promos: list[dict], seconds: float
+    cfg,
+    out: Path,
+    table,
+    qstats: dict,
+    teacher_metrics: dict[str, list[dict]],
+    promos: dict[str, list[dict]],
+    seconds: float,
+    mix: dict[str, list[dict]] | None = None,
 ) -> str:
     """`report.md` of `soar run` plus its plots: pass@k table, Vendi table, promotions, teacher reward."""
     out = Path(out)
@@ -142,7 +160,7 @@ def main_report(
         "",
         f"Held-out hard TEST set{f' (its first {cfg.test_limit} problems)' if getattr(cfg, 'test_limit', 0) else ''}, "
         f"pass@k in % from n={cfg.eval.n} samples, mean ± SD over "
-        f"{len(cfg.seeds)} student seed(s). Trained students: {cfg.student.rloo.steps} RLOO steps "
+        f"{len(cfg.seeds)} student seed(s){spread_note(cfg)}. Trained students: {cfg.student.rloo.steps} RLOO steps "
         f"({cfg.student.mode}; {cfg.student.synthetic_steps} on synthetic questions first)."
         f" Wall time of this call: {seconds / 60:.1f} min (a resumed run counts only its own part).",
         "",
@@ -174,16 +192,22 @@ def main_report(
             f"| {ARM_NAMES.get(name, name)} | {s['n']} | {s['vendi']:.2f} ± {s['vendi_sd']:.2f} | {corr} | {hist} |"
         )
     parts += ["", "## Promotions", ""]
-    if promos:
-        parts += ["| outer step | moving average | dataset | R_k | PQ size |", "|---|---|---|---|---|"]
+    if any(promos.values()):
+        parts += ["| SOAR run | outer step | moving average | dataset | R_k | PQ size |", "|---|---|---|---|---|---|"]
         parts += [
-            f"| {p['step']} | {p['rbar']:.4f} | {p['dataset']} | {p['R_k']:.4f} | {p['pq_size']} |" for p in promos
+            f"| {run} | {p['step']} | {p['rbar']:.4f} | {p['dataset']} | {p['R_k']:.4f} | {p['pq_size']} |"
+            for run, rows in promos.items()
+            for p in rows
         ]
     else:
         parts.append(f"No promotion: the moving average of the teacher reward never exceeded tau = {cfg.soar.tau}.")
     if teacher_metrics:
         teacher_plot(teacher_metrics, cfg.soar.window, out / "teacher_reward.png")
         parts += ["", "## Teacher reward", "", "![teacher reward](teacher_reward.png)", ""]
+    if mix and any(mix.values()):
+        question_mix_plot(mix, out / "question_mix.png")
+        parts += ["", "## The teacher's question mix over outer steps", "", question_mix_table(mix), ""]
+        parts += ["![question mix](question_mix.png)", ""]
     md = "\n".join(parts) + "\n"
     atomic_write_text(out / "report.md", md)
     print(md)
@@ -208,6 +232,49 @@ def teacher_plot(metrics: dict[str, list[dict]], window: int, path: str | Path) 
     axes[1].legend(fontsize=7)
     for ax in axes:
         ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _mean_shares(steps: list[dict]) -> dict[str, float]:
+    kinds = dict.fromkeys(k for r in steps for k in r["shares"])
+    return {k: sum(r["shares"].get(k, 0.0) for r in steps) / len(steps) for k in kinds}
+
+
+def question_mix_table(mix: dict[str, list[dict]], edge: int = 3) -> str:
+    """Per teacher run: each kind's share of the questions in its first and last `edge` outer steps, and the
+    share of right teacher answers there."""
+    lines = ["| teacher run | kind | first steps | last steps |", "|---|---|---|---|"]
+    for run, steps in mix.items():
+        if not steps:
+            continue
+        first, last = steps[:edge], steps[-edge:]
+        a, b = _mean_shares(first), _mean_shares(last)
+        for k in sorted(set(a) | set(b), key=lambda k: -a.get(k, 0.0)):
+            lines.append(f"| {run} | {k} | {100 * a.get(k, 0.0):.1f}% | {100 * b.get(k, 0.0):.1f}% |")
+        right = [[r["answer_correct"] for r in part if r["answer_correct"] is not None] for part in (first, last)]
+        if all(right):
+            cells = " | ".join(f"{100 * sum(x) / len(x):.1f}%" for x in right)
+            lines.append(f"| {run} | (teacher answers right) | {cells} |")
+    span = f"first / last {edge} outer steps"
+    return f"Share of the questions each teacher run wrote, {span}.\n\n" + "\n".join(lines)
+
+
+def question_mix_plot(mix: dict[str, list[dict]], path: str | Path) -> None:
+    """One panel per teacher run: the share of each question kind per outer step."""
+    runs = [r for r, steps in mix.items() if steps]
+    fig, axes = plt.subplots(1, len(runs), figsize=(4 * len(runs), 3.2), sharey=True, squeeze=False)
+    for ax, run in zip(axes[0], runs, strict=True):
+        steps = mix[run]
+        kinds = dict.fromkeys(k for r in steps for k in r["shares"])
+        for k in kinds:
+            ax.plot([r["step"] for r in steps], [r["shares"].get(k, 0.0) for r in steps], marker=".", label=k)
+        ax.set_title(run, fontsize=9)
+        ax.set_xlabel("outer step")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("share of the teacher's questions")
+    axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -225,6 +225,11 @@ class RunFolder:
         p = self.path / "metrics.jsonl"
         return read_log(p) if p.exists() else []
 
+    def questions(self) -> list[dict]:
+        """every question the teacher wrote, one row each (soar.method.loop.question_rows)"""
+        p = self.path / "questions.jsonl"
+        return read_log(p) if p.exists() else []
+
     def promotions(self) -> list[dict]:
         p = self.path / "promotions.jsonl"
         return read_log(p) if p.exists() else []

@@ -26,6 +26,7 @@ ARITHMETIC = World(
     arithmetic.step_credit,
     worked_solution=arithmetic.worked_solution,
     final_split=arithmetic.final_split,
+    kind=arithmetic.question_kind,
 )
 
 

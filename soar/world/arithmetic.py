@@ -147,6 +147,27 @@ def classify(question: str) -> tuple[str, int] | None:
     return family, level
 
 
+KINDS = ("easy", "stone L2", "stone L3+", "several hard", "multiplication")
+"""the question kinds of `question_kind`, in report order"""
+
+
+def question_kind(question: str) -> str | None:
+    """easy (no hard step) | stone L2 / stone L3+ (one hard +/- step, by its look-ahead: the teacher answers
+    L2 stones right about a quarter of the time, L3+ almost never) | several hard | multiplication (a hard
+    multiplication step); None when the question does not parse."""
+    parsed, v = parse_question(question), values(question)
+    if parsed is None or v is None:
+        return None
+    hard = [(op, lookahead(x, op, b)) for x, (op, b) in zip(v, parsed[1], strict=False) if is_hard_step(x, op, b)]
+    if not hard:
+        return "easy"
+    if any(op == "*" for op, _ in hard):
+        return "multiplication"
+    if len(hard) > 1:
+        return "several hard"
+    return "stone L2" if hard[0][1] == 2 else "stone L3+"
+
+
 # --------------------------------------------------------------------------------------------------------
 # Generation
 def _operand(rng: random.Random, x: int, op: str, run: int | None) -> int:

@@ -45,6 +45,9 @@ class World:
     final_split: Callable[[str, str], tuple[str, str] | None] | None = None
     """(completion, answer) -> (the completion up to where its final answer starts, the text that writes the
     answer there) where the world can say (arithmetic), for `soar.jobs.hardset.success_estimates`"""
+    kind: Callable[[str], str | None] | None = None
+    """question -> its kind for the report's plot of the teacher's question mix over outer steps (arithmetic:
+    easy, a one-hard-step stone by its look-ahead, several hard steps, multiplication); None = unparsed"""
 
     def in_grammar(self, question: str) -> bool:
         """Is `question` one the world can read (arithmetic: its expression grammar; other worlds: always)?"""
