@@ -48,6 +48,8 @@ def hard_set_line(manifest: dict) -> str:
             f"{manifest.get('solution_bound_below_max_log10_p')}, estimated success below it "
             f"{manifest.get('estimate_below_max_log10_p')}"
         )
+    if manifest.get("second_estimate_below_max_log10_p") is not None:
+        steps.append(f"a second, independent estimate below it {manifest['second_estimate_below_max_log10_p']}")
     steps.append(f"fail@{manifest.get('k')} {manifest.get('fail_first_pass')}")
     if manifest.get("fail_both_passes") is not None:
         steps.append(f"fail@{manifest.get('k')} again {manifest.get('fail_both_passes')}")
