@@ -220,3 +220,21 @@ def test_a_config_file_can_include_another_and_override_it(tmp_path):
     (tmp_path / "gone.yaml").write_text("include: nope.yaml\n")
     with pytest.raises(ConfigError, match="nope.yaml does not exist \\(included by .*gone.yaml\\)"):
         load_config(Outer, tmp_path / "gone.yaml")
+
+
+def test_resume_check_takes_a_key_the_saved_config_lacks_as_its_default(tmp_path):
+    """A run started before a config key existed resumes with the key at its default, not refused."""
+    import yaml
+
+    from soar.core.config import ConfigMismatch, check_same_config, dump_config
+
+    saved = tmp_path / "config.yaml"
+    dump_config(Outer(name="run"), saved)
+    old = yaml.safe_load(saved.read_text())
+    del old["flag"], old["inner"]["ks"]  # as an older soar would have written it
+    saved.write_text(yaml.safe_dump(old))
+    check_same_config(saved, Outer(name="run"))
+    with pytest.raises(ConfigMismatch, match="flag"):
+        check_same_config(saved, Outer(name="run", flag=True))  # not the default: a real change
+    with pytest.raises(ConfigMismatch, match="inner"):
+        check_same_config(saved, Outer(name="run", inner=Inner(ks=(3,))))

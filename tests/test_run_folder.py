@@ -304,3 +304,29 @@ def test_a_run_crashed_at_any_moment_resumes_to_the_same_result(finished, tmp_pa
     (rows_a, pq_a, t_a), (rows_b, pq_b, t_b) = _outcome(finished), _outcome(tmp_path / "run")
     assert rows_a == rows_b and pq_a == pq_b
     assert all(torch.equal(t_a[k], t_b[k]) for k in t_a)
+
+
+def test_a_run_from_before_a_config_key_existed_resumes(finished, tmp_path):
+    """A key added to soar after a checkpoint was written (here teacher.answers, removed from the saved config
+    and the manifest's settings as an older soar wrote them) takes its default, and the run resumes."""
+    import yaml
+
+    copy = tmp_path / "old"
+    shutil.copytree(finished, copy)
+    saved = yaml.safe_load((copy / "config.yaml").read_text())
+    del saved["teacher"]["answers"]
+    (copy / "config.yaml").write_text(yaml.safe_dump(saved))
+    for ckpt in ("checkpoint", "checkpoint.old"):
+        path = copy / ckpt / "manifest.json"
+        manifest = json.loads(path.read_text())
+        del manifest["settings"]["teacher"]["answers"]
+        manifest["config"] = "the hash an older soar wrote"  # stale: the settings are what is compared
+        path.write_text(json.dumps(manifest))
+    assert _reopen(copy).state.step == 2
+    # A real difference is still refused.
+    path = copy / "checkpoint" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["settings"]["tau"] = 0.5
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="edited by hand"):
+        _reopen(copy)

@@ -131,7 +131,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     """Defaults <- file (YAML or JSON; `include: OTHER` first reads OTHER, a path relative to the file) <-
     `key.sub=value` overrides, validated into `cls`."""
     data = read_config_file(Path(path)) if path is not None else {}
-    merged = _merge(to_dict(cls()), data)
+    merged = merge(to_dict(cls()), data)
     for o in overrides or []:
         if "=" not in o:
             raise ConfigError(f"--set expects key=value, got {o!r}")
@@ -161,14 +161,15 @@ def read_config_file(p: Path, chain: tuple[Path, ...] = ()) -> dict:
         return data
     if not isinstance(include, str):
         raise ConfigError(f"{p}: include must be one file path, got {include!r}")
-    return _merge(read_config_file(p.parent / include, (*chain, p.resolve())), data)
+    return merge(read_config_file(p.parent / include, (*chain, p.resolve())), data)
 
 
-def _merge(base: dict, new: dict) -> dict:
+def merge(base: dict, new: dict) -> dict:
+    """`new` over `base`, section by section."""
     out = dict(base)
     for k, v in new.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
+            out[k] = merge(out[k], v)
         else:
             out[k] = v
     return out
@@ -190,7 +191,9 @@ def check_same_config(
     saved_path = Path(saved_path)
     if not saved_path.exists():
         raise FileNotFoundError(f"nothing to resume: {saved_path} does not exist")
-    saved = yaml.safe_load(saved_path.read_text())
+    # A key the saved file lacks (added to soar after the run started) counts as its default.
+    defaults = json.loads(json.dumps(to_dict(type(cfg)())))
+    saved = merge(defaults, yaml.safe_load(saved_path.read_text()) or {})
     now = json.loads(json.dumps(to_dict(cfg)))  # tuples -> lists, as in YAML
     diff = [k for k in sorted(set(saved) | set(now)) if k not in ignore and saved.get(k) != now.get(k)]
     if diff:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from soar.core.config import check_same_config, dump_config, to_dict
+from soar.core.config import check_same_config, dump_config, merge, to_dict
 from soar.core.io import DataError, append_jsonl, atomic_write_text, read_log
 from soar.core.lock import LOCK_NAME
 from soar.core.problems import Problem, load_problems, save_problems
@@ -113,6 +113,8 @@ class RunFolder:
         the command line then repeats is still a different run)."""
         manifest = json.loads((ckpt / MANIFEST).read_text()) if (ckpt / MANIFEST).exists() else {}
         saved = manifest.get("config")
+        if "settings" in manifest:  # a key added to soar after the checkpoint counts as its default
+            saved = config_hash(merge(json.loads(json.dumps(to_dict(type(cfg)()))), manifest["settings"]))
         if saved is not None and saved != config_hash(json.loads(json.dumps(to_dict(cfg)))):
             raise DataError(
                 f"{self.path / 'config.yaml'}: the config differs from the one {ckpt.name}/ was written under "
@@ -189,7 +191,8 @@ class RunFolder:
         torch.save({"opt": opt.state_dict(), "sched": sched.state_dict()}, tmp / "teacher_optim.pt")
         atomic_write_text(tmp / "state.json", json.dumps(asdict(state), indent=1))
         files = {str(f.relative_to(tmp)): sha256(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
-        manifest = {"files": files, "config": config_hash(json.loads(json.dumps(to_dict(cfg)))), "pq": pq_hash(pq)}
+        settings = json.loads(json.dumps(to_dict(cfg)))
+        manifest = {"files": files, "config": config_hash(settings), "settings": settings, "pq": pq_hash(pq)}
         atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=1))
         problem = verify_checkpoint(tmp)
         if problem is not None:
