@@ -257,6 +257,11 @@ def teacher_suffixes(cfg: RunConfig) -> dict[int, str]:
     return {t: f"_t{t}" for t in cfg.teacher_seeds} if cfg.teacher_seeds else {cfg.soar.seed: ""}
 
 
+def arm_suffix(folder_suffix: str) -> str:
+    """A teacher run's folder suffix (`_t1`) as the suffix of its arms' grid keys (`@t1`)."""
+    return folder_suffix.replace("_t", "@t")
+
+
 def grid_arms(cfg: RunConfig) -> tuple[str, ...]:
     """The (arm) keys of the student grid: a teacher arm once per teacher seed (`pq@t1`) when there are several."""
     if not cfg.teacher_seeds:
@@ -378,7 +383,7 @@ def main_context(args: tuple[RunConfig, World | None]) -> GridContext:
     hard_test = hard_test[: cfg.test_limit] if cfg.test_limit > 0 else hard_test
     qsets, promos = {}, {}
     for suffix in teacher_suffixes(cfg).values():
-        key = suffix.replace("_t", "@t")
+        key = arm_suffix(suffix)
         for a, src in QUESTION_SOURCES.items():
             if (p := Path(cfg.out) / "questions" / f"{a}{suffix if src else ''}.jsonl").exists():
                 qsets[a + (key if src else "")] = load_problems(p)
@@ -498,7 +503,7 @@ def question_sets(
         if arm not in cfg.arms:
             continue
         for suffix in teacher_suffixes(cfg).values() if src else [""]:
-            key = arm + suffix.replace("_t", "@t")
+            key = arm + arm_suffix(suffix)
             path = Path(cfg.out) / "questions" / f"{arm}{suffix}.jsonl"
             if not path.exists():
                 teacher = base if src is None else teachers[src + suffix].teacher(cfg.load)[0]
@@ -508,7 +513,7 @@ def question_sets(
     for arm, run in PQ_SOURCES.items():
         for suffix in teacher_suffixes(cfg).values():
             if run + suffix in teachers and (pq := teachers[run + suffix].pq()):
-                qsets[arm + suffix.replace("_t", "@t")] = pq
+                qsets[arm + arm_suffix(suffix)] = pq
     return qsets
 
 
