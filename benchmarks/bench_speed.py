@@ -1,7 +1,9 @@
 """Speed of the default model on this machine, printed as JSON (no timed tests anywhere).
 
-- sampling: new tokens/s of `soar.engine.sampling.sample` at batch 64 and 256, and of plain Hugging Face
-  `generate` on the same prompts in the same run (the ratio is the figure to compare across machines);
+- sampling: new tokens/s of `soar.engine.sampling.sample` with each decoder backend (`fused`: the lean
+  Llama forward, the CPU default; `hf`: the model's own forward) at batch 64 and 256, and of plain Hugging
+  Face `generate` (dynamic and static cache) on the same prompts in the same run; the ratios are the
+  figures to compare across machines;
 - training: completion tokens/s of the RLOO update (forward + backward, with the KL reference pass);
 - one RLOO step at the default sizes (8 prompts x 16 samples) on the hard train set, split into
   sampling and update time.
@@ -32,11 +34,11 @@ def prompts_for(n: int, seed: int = 0) -> list[str]:
     return [ARITHMETIC.student_prompt(make_problem("mix", None, rng, natural=True).question) for _ in range(n)]
 
 
-def bench_sampling(model, tok, batch: int, max_new: int) -> float:
+def bench_sampling(model, tok, batch: int, max_new: int, backend: str) -> float:
     prompts = prompts_for(batch)
-    sample(model, tok, prompts[:4], 1, max_new_tokens=8, seed=0)  # warm-up
+    sample(model, tok, prompts[:4], 1, max_new_tokens=8, seed=0, backend=backend)  # warm-up
     t = time.perf_counter()
-    out = sample(model, tok, prompts, 1, max_new_tokens=max_new, seed=1, batch_size=batch)
+    out = sample(model, tok, prompts, 1, max_new_tokens=max_new, seed=1, batch_size=batch, backend=backend)
     dt = time.perf_counter() - t
     return sum(len(s.token_ids) for r in out for s in r) / dt
 
@@ -82,19 +84,27 @@ def main() -> None:
         "torch": torch.__version__,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
-    # Ours and HF generate alternate, 3 rounds each, medians reported: a single first measurement is
-    # skewed by warm-up and CPU frequency changes.
-    ours, hf, static = [], [], []
+    # The samplers alternate, 3 rounds each, medians reported: a single first measurement is skewed by
+    # warm-up and CPU frequency changes.
+    runs: dict[str, list[float]] = {"fused": [], "hf": [], "generate": [], "generate_static": []}
     for _ in range(3):
-        ours.append(bench_sampling(model, tok, 64, max_new))
-        hf.append(bench_hf_generate(model, tok, 64, max_new))
-        static.append(bench_hf_generate(model, tok, 64, max_new, cache="static"))
-    res["sample_tok_s_batch64"] = round(statistics.median(ours))
-    res["hf_generate_tok_s_batch64"] = round(statistics.median(hf))
-    res["hf_generate_static_cache_tok_s_batch64"] = round(statistics.median(static))
-    res["sample_vs_hf_generate_batch64"] = round(statistics.median(ours) / statistics.median(hf), 2)
-    res["static_cache_vs_hf_generate_batch64"] = round(statistics.median(static) / statistics.median(hf), 2)
-    res["sample_tok_s_batch256"] = round(bench_sampling(model, tok, 256, max_new))
+        runs["fused"].append(bench_sampling(model, tok, 64, max_new, "fused"))
+        runs["hf"].append(bench_sampling(model, tok, 64, max_new, "hf"))
+        runs["generate"].append(bench_hf_generate(model, tok, 64, max_new))
+        runs["generate_static"].append(bench_hf_generate(model, tok, 64, max_new, cache="static"))
+    tok_s = {k: statistics.median(v) for k, v in runs.items()}
+    for k, v in tok_s.items():
+        res[f"{k}_tok_s_batch64"] = round(v)
+    for k in ("fused", "hf", "generate_static"):
+        res[f"{k}_vs_generate_batch64"] = round(tok_s[k] / tok_s["generate"], 2)
+    res["fused_vs_hf_batch64"] = round(tok_s["fused"] / tok_s["hf"], 2)
+    big = {b: [] for b in ("fused", "hf")}
+    for _ in range(2):
+        for b in big:
+            big[b].append(bench_sampling(model, tok, 256, max_new, b))
+    for b, v in big.items():
+        res[f"{b}_tok_s_batch256"] = round(statistics.median(v))
+    res["fused_vs_hf_batch256"] = round(statistics.median(big["fused"]) / statistics.median(big["hf"]), 2)
     problems = load_problems(args.hard)
     cfg = RLOOConfig(steps=args.steps)
     hist = train_rloo(model, tok, ARITHMETIC, cycling_batches(problems, cfg.batch_size), cfg, 0, max_new)

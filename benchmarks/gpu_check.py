@@ -68,13 +68,20 @@ def throughput(args, device: str, dtype: torch.dtype) -> dict:
     gen = torch.Generator(device=device).manual_seed(0)
     prompts = [[random.Random(i).randrange(3, vocab) for _ in range(args.prompt_len)] for i in range(args.batch)]
     # eos = pad = 0, which a random model almost never samples: every row runs to max_new_tokens
-    _generate(model, prompts[:2], 1.0, 4, [0], 0, gen)  # warm-up
+    _generate(model, prompts[:2], 1.0, 4, [0], 0, gen, "hf")  # warm-up
     sync(device)
     t = time.perf_counter()
-    seqs, _ = _generate(model, prompts, 1.0, args.new_tokens, [0], 0, gen)
+    seqs, _ = _generate(model, prompts, 1.0, args.new_tokens, [0], 0, gen, "hf")
     sync(device)
     dt_s = time.perf_counter() - t
     sampled = sum(len(s) for s in seqs)
+    # the lean Llama decoder (soar.engine.decode), measured on a CPU only so far: is it faster here too?
+    _generate(model, prompts[:2], 1.0, 4, [0], 0, gen, "fused")
+    sync(device)
+    t = time.perf_counter()
+    fused, _ = _generate(model, prompts, 1.0, args.new_tokens, [0], 0, gen, "fused")
+    sync(device)
+    dt_f = time.perf_counter() - t
 
     ref = frozen(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
@@ -98,6 +105,7 @@ def throughput(args, device: str, dtype: torch.dtype) -> dict:
         "prompt_tokens": args.prompt_len,
         "new_tokens": args.new_tokens,
         "sample_tok_s": round(sampled / dt_s, 1),
+        "sample_tok_s_fused": round(sum(len(s) for s in fused) / dt_f, 1),
         "train_tok_s": round(trained / dt_t, 1),
         "peak_tflops": None if peak is None else peak / 1e12,
         "mfu_sample": None if peak is None else float(f"{2 * n_params * sampled / dt_s / peak:.3g}"),

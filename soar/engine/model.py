@@ -27,6 +27,8 @@ from transformers import (
 )
 
 from soar.core.io import DataError
+from soar.engine.decode import BACKENDS
+from soar.engine.decode import supports as supports_fused
 
 # Multi-character pieces of the prompt formats get one token each, so every digit keeps one position.
 FORMAT_TOKENS = ("User: ", " Assistant: ", "\\boxed{", "<question>", "</question>", "<answer>", "</answer>")
@@ -123,10 +125,17 @@ class LoadConfig:
     gradient_checkpointing: bool = False
     """recompute activations in the backward pass (less memory, about 30% more compute)"""
     lora: LoraSettings = field(default_factory=LoraSettings)
+    sampler: str = "auto"
+    """decoding forward of the sampling seam: auto (fused for a plain Llama on a CPU, else hf) | hf (the
+    model's own forward: any model) | fused (soar.engine.decode; plain Llama only)"""
 
     def __post_init__(self) -> None:
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ValueError(f"load.dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.sampler not in BACKENDS:
+            raise ValueError(f"load.sampler must be one of {', '.join(BACKENDS)}, got {self.sampler!r}")
+        if self.sampler == "fused" and self.lora.r > 0:
+            raise ValueError("load.sampler=fused runs plain Llama weights and would ignore LoRA adapters; use auto or hf")
 
 
 def resolve_model_path(spec: str | Path) -> str:
@@ -192,6 +201,7 @@ def load_policy(
     _pad_left(tokenizer)
     model.soar_base = spec  # where the frozen base comes from, for LoRA checkpoints
     model.soar_autocast = autocast  # the compute dtype of mixed precision (None: compute in the weights' dtype)
+    model.soar_sampler = opts.sampler if opts is not None else "auto"  # the sampling seam's decoder
     if kwargs.get("gguf_file"):  # de-quantised to plain tensors on load: save it as an ordinary checkpoint
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
@@ -203,6 +213,8 @@ def load_policy(
                 model.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
             else:
                 model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
+        if opts.sampler == "fused" and not supports_fused(model):
+            raise DataError(f"model {spec}: load.sampler=fused runs plain LlamaForCausalLM models only; use auto or hf")
         if opts.lora.r > 0:
             model = _with_lora(model, opts.lora)
     return model, tokenizer

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from soar.engine.decode import decoder
 from soar.engine.model import compute_precision
 
 
@@ -57,14 +58,15 @@ def _generate(
     eos_ids: list[int],
     pad_id: int,
     generator: torch.Generator | None,
+    backend: str,
 ) -> tuple[list[list[int]], list[bool]]:
     device = next(model.parameters()).device
     ids, mask = _left_pad(prompt_ids, pad_id)
     ids, mask = ids.to(device), mask.to(device)
     B = ids.shape[0]
+    dec = decoder(model, B, ids.shape[1] + max_new_tokens, backend)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, P): left padding must not shift positions
-    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
-    cache, logits = out.cache, out.logits[:, -1, :]  # (B, V)
+    logits = dec.prefill(ids, mask, pos)  # (B, V)
     if not torch.isfinite(logits).all():
         raise FloatingPointError("the model produced non-finite logits (NaN/inf weights?); the run diverged")
     next_pos = pos[:, -1:] + 1  # (B, 1)
@@ -86,9 +88,7 @@ def _generate(
         done |= is_eos
         if bool(done.all()) or t == max_new_tokens - 1:
             break
-        mask = torch.cat([mask, (~done | is_eos).long()[:, None]], dim=1)
-        out = model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos, cache=cache, use_cache=True)
-        cache, logits = out.cache, out.logits[:, -1, :]
+        logits = dec.step(tok, ~done | is_eos, next_pos)  # a row's EOS is still attended to; padding after it is not
         next_pos = next_pos + 1
     seqs, finished = [], []
     for row in new.tolist():
@@ -112,10 +112,12 @@ def sample(
     max_new_tokens: int = 128,
     seed: int | None = None,
     batch_size: int = 256,
+    backend: str | None = None,
 ) -> list[list[Sample]]:
     """k completions for each prompt (temperature 0 = greedy). Returns [prompt][k] Samples.
 
-    Rows are batched `batch_size` at a time; `seed` makes the draw reproducible on one device."""
+    Rows are batched `batch_size` at a time; `seed` makes the draw reproducible on one device. `backend`
+    (soar.engine.decode.BACKENDS) defaults to the model's `load.sampler` setting."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     was_training = model.training
@@ -126,6 +128,7 @@ def sample(
     enc = encode_prompts(tokenizer, prompts)
     rows = [p for p in enc for _ in range(k)]
     eos = stop_ids(model, tokenizer)
+    backend = backend or getattr(model, "soar_sampler", "auto")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
     all_seqs: list[list[int]] = []
     all_fin: list[bool] = []
@@ -134,7 +137,7 @@ def sample(
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
         with compute_precision(model):
-            seqs, fin = _generate(model, [rows[i] for i in idx], temperature, max_new_tokens, eos, pad, gen)
+            seqs, fin = _generate(model, [rows[i] for i in idx], temperature, max_new_tokens, eos, pad, gen, backend)
         all_seqs.extend(seqs)
         all_fin.extend(fin)
     by_row: list[Sample | None] = [None] * len(rows)

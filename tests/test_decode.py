@@ -1,0 +1,97 @@
+"""The sampling seam's two decoders: the lean Llama forward (`fused`) gives the tokens of the Hugging Face one."""
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from soar.engine.decode import HFDecoder, LlamaDecoder, decoder, supports
+from soar.engine.model import DEFAULT_MODEL, LoadConfig, LoraSettings, load_policy
+from soar.engine.sampling import _left_pad, sample
+from soar.world import ARITHMETIC
+from soar.world.arithmetic import make_problem
+
+
+def _prompts(n: int, seed: int = 0) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    questions = [make_problem(fam, None, rng, natural=True).question for fam in ("mix", "add", "sub", "mul") * (n // 8)]
+    questions += ["What is 7+5?", "3-1", "Compute 12+30+4.", "2*3"] * (n // 8)  # shorter prompts: left padding
+    return [ARITHMETIC.student_prompt(q) for q in questions]
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_policy(DEFAULT_MODEL)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_fused_and_hf_write_the_same_completions_on_the_shipped_model(shipped, temperature):
+    model, tok = shipped
+    prompts = _prompts(16)
+    assert len({len(tok(p).input_ids) for p in prompts}) > 1  # left padding is exercised
+    hf = sample(model, tok, prompts, 2, temperature=temperature, seed=7, backend="hf", max_new_tokens=64)
+    fused = sample(model, tok, prompts, 2, temperature=temperature, seed=7, backend="fused", max_new_tokens=64)
+    assert [[s.token_ids for s in row] for row in fused] == [[s.token_ids for s in row] for row in hf]
+    assert [[s.finished for s in row] for row in fused] == [[s.finished for s in row] for row in hf]
+    lengths = {len(s.token_ids) for row in hf for s in row}
+    assert len(lengths) > 1  # rows finish at different steps: the padding after EOS is exercised
+
+
+def _gqa_llama() -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=50, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64, rope_theta=500.0,
+    )  # fmt: skip
+    return LlamaForCausalLM(cfg).eval()
+
+
+def test_fused_logits_match_hf_step_by_step_with_grouped_query_attention():
+    model = _gqa_llama()
+    ids, mask = _left_pad([[1, 5, 6, 7, 8], [1, 9, 10], [1, 11, 12, 13]], pad_id=0)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    hf, fused = HFDecoder(model), LlamaDecoder(model, batch=3, capacity=ids.shape[1] + 4)
+    with torch.no_grad():
+        a, b = hf.prefill(ids, mask, pos), fused.prefill(ids, mask, pos)
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+        nxt = pos[:, -1:] + 1
+        keep = torch.tensor([True, False, True])  # row 1 has finished: its new token is padding
+        for _ in range(3):
+            tok = a.argmax(-1)
+            a, b = hf.step(tok, keep, nxt), fused.step(tok, keep, nxt)
+            torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+            nxt = nxt + 1
+
+
+def test_fused_follows_the_weights_of_a_model_in_training():
+    model = _gqa_llama()
+    ids, mask = _left_pad([[1, 5, 6]], pad_id=0)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        before = LlamaDecoder(model, 1, 8).prefill(ids, mask, pos)
+        model.model.layers[0].mlp.down_proj.weight.mul_(3.0)  # an optimizer step changes weights in place
+        after = LlamaDecoder(model, 1, 8).prefill(ids, mask, pos)
+        torch.testing.assert_close(after, HFDecoder(model).prefill(ids, mask, pos), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(before, after)
+
+
+def test_auto_picks_fused_for_a_plain_llama_on_cpu_and_hf_for_lora(tiny_dir):
+    plain, _ = load_policy(tiny_dir, opts=LoadConfig())
+    assert plain.soar_sampler == "auto"
+    assert isinstance(decoder(plain, 2, 8), LlamaDecoder)
+    assert isinstance(decoder(plain, 2, 8, "hf"), HFDecoder)
+    lora, _ = load_policy(tiny_dir, opts=LoadConfig(lora=LoraSettings(r=4)))
+    assert not supports(lora)  # the adapters would be ignored by the lean forward
+    assert isinstance(decoder(lora, 2, 8), HFDecoder)
+    with pytest.raises(ValueError, match="plain LlamaForCausalLM"):
+        decoder(lora, 2, 8, "fused")
+
+
+def test_sampler_setting_is_checked():
+    with pytest.raises(ValueError, match="auto, hf, fused"):
+        LoadConfig(sampler="vllm")
+    with pytest.raises(ValueError, match="ignore LoRA"):
+        LoadConfig(sampler="fused", lora=LoraSettings(r=4))
+    with pytest.raises(ValueError, match="auto, hf, fused"):
+        decoder(_gqa_llama(), 1, 4, "fast")
