@@ -59,3 +59,12 @@ def test_self_answered_keeps_questions_and_replaces_answers_with_the_models():
     assert [p.question for p in answered] == [p.question for p in fixed]
     assert all(p.answer and p.answer != "" for p in answered)
     assert answered == probe.self_answered(model, tok, fixed, seed=1)  # seeded
+
+
+def test_separation_pairs_copies_and_counts_sds():
+    r = {"good": [0.03, 0.02, 0.04], "easy": [0.0, 0.01, 0.01], "same": [0.03, 0.02, 0.04]}
+    sep = _probe().separation(r, "good")
+    assert set(sep) == {"easy", "same"}
+    # paired differences .03, .01, .03: mean .0233, SD .0115, 2.02 SDs, good higher in all three copies
+    assert sep["easy"] == {"diff": 0.0233, "sd": 0.0115, "higher": 3, "sds": 2.02}
+    assert sep["same"]["sds"] is None and sep["same"]["higher"] == 0  # no spread: no SD to count in
