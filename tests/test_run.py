@@ -144,6 +144,7 @@ def test_the_extra_arms_hard_only_group_128_grounded_t_without_promotion_and_ora
     assert (out / "questions" / "grounded_t_np.jsonl").exists()
     assert "Grounded-T (no promotion)" in (out / "report.md").read_text()
     assert "PQ (oracle answers)" in (out / "report.md").read_text()
+    assert "| soar_oracle | 1 |" in (out / "report.md").read_text()  # its promotions are in the table too
     # The oracle run's PQ holds the true answer wherever the world knows one.
     oracle_pq = [json.loads(x) for x in (out / "soar_oracle" / "pq.jsonl").read_text().splitlines()]
     known = [(ARITHMETIC.true_answer(r["question"]), r["answer"]) for r in oracle_pq]

@@ -1,11 +1,11 @@
 """Decoders behind the sampling seam: prefill a batch of left-padded prompts, then one token per step.
 
 - `HFDecoder` (backend `hf`): the model's own Hugging Face forward with its dynamic KV cache; any model.
-- `LlamaDecoder` (backend `fused`): a lean forward for a plain `LlamaForCausalLM`. On a CPU a decoding
-  step of the 1M-parameter default model is mostly overhead: Hugging Face's forward builds a 4-D mask,
-  grows its KV cache by concatenation and runs many small kernels. This one reads the same weights (no
-  copy, so it follows a model in training) and does the same maths with a preallocated KV buffer and a
-  boolean key mask; it gives the same tokens (tested). Training and log-probs keep the Hugging Face forward.
+- `LlamaDecoder` (backend `fused`): a lean forward for a plain `LlamaForCausalLM`. In a CPU decoding step
+  of the 1M-parameter default model, Hugging Face's forward builds a 4-D mask and grows its KV cache by
+  concatenation (the largest single cost in a profile). This one reads the same weights (no copy, so it
+  follows a model in training) and does the same maths with a preallocated KV buffer and a boolean key
+  mask; it gives the same tokens (tested). Training and log-probs keep the Hugging Face forward.
 """
 
 from __future__ import annotations

@@ -342,7 +342,8 @@ def _main_job(cfg: RunConfig, world: World | None) -> dict:
     from soar.jobs.report import main_report  # matplotlib: only when a report is written
 
     mix = {name: question_mix(f.questions(), world.kind) for name, f in teachers.items()} if world.kind else {}
-    main_report(cfg, out, table, stats, teacher_metrics, promos, time.time() - t_start, mix)
+    every_promotion = {name: rows for name, f in teachers.items() if (rows := f.promotions())}  # soar_oracle's too
+    main_report(cfg, out, table, stats, teacher_metrics, every_promotion, time.time() - t_start, mix)
     return table
 
 
