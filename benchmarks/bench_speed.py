@@ -1,9 +1,9 @@
 """Speed of the default model on this machine, printed as JSON (no timed tests anywhere).
 
 - sampling: new tokens/s of `soar.engine.sampling.sample` with each decoder backend (`fused`: the lean
-  Llama forward, the CPU default; `hf`: the model's own forward) at batch 64 and 256, and of plain Hugging
-  Face `generate` (dynamic and static cache) on the same prompts in the same run; the ratios are the
-  figures to compare across machines;
+  Llama forward, the CPU default; `hf`: the model's own forward) on 64 rows (64 distinct prompts, and 8
+  prompts x 8 samples as in the loop) and 256, and of plain Hugging Face `generate` (dynamic and static
+  cache) on the same rows in the same run; the ratios are the figures to compare across machines;
 - training: completion tokens/s of the RLOO update (forward + backward, with the KL reference pass);
 - one RLOO step at the default sizes (8 prompts x 16 samples) on the hard train set, split into
   sampling and update time.
@@ -34,18 +34,20 @@ def prompts_for(n: int, seed: int = 0) -> list[str]:
     return [ARITHMETIC.student_prompt(make_problem("mix", None, rng, natural=True).question) for _ in range(n)]
 
 
-def bench_sampling(model, tok, batch: int, max_new: int, backend: str) -> float:
-    prompts = prompts_for(batch)
+def bench_sampling(model, tok, batch: int, max_new: int, backend: str, k: int = 1) -> float:
+    """New tokens/s of `sample` on `batch` rows: batch / k distinct prompts, k samples each."""
+    prompts = prompts_for(batch // k)
     sample(model, tok, prompts[:4], 1, max_new_tokens=8, seed=0, backend=backend)  # warm-up
     t = time.perf_counter()
-    out = sample(model, tok, prompts, 1, max_new_tokens=max_new, seed=1, batch_size=batch, backend=backend)
+    out = sample(model, tok, prompts, k, max_new_tokens=max_new, seed=1, batch_size=batch, backend=backend)
     dt = time.perf_counter() - t
     return sum(len(s.token_ids) for r in out for s in r) / dt
 
 
-def bench_hf_generate(model, tok, batch: int, max_new: int, cache: str | None = None) -> float:
-    """New tokens/s of plain `generate` (dynamic KV cache), or with `cache_implementation=cache` ("static")."""
-    enc = tok(prompts_for(batch), return_tensors="pt", padding=True)
+def bench_hf_generate(model, tok, batch: int, max_new: int, cache: str | None = None, k: int = 1) -> float:
+    """New tokens/s of plain `generate` (dynamic KV cache), or with `cache_implementation=cache` ("static"),
+    on `batch` rows: batch / k distinct prompts, each repeated k times."""
+    enc = tok([p for p in prompts_for(batch // k) for _ in range(k)], return_tensors="pt", padding=True)
     extra = {"cache_implementation": cache} if cache else {}
     with torch.no_grad():
         model.generate(**enc, max_new_tokens=4, do_sample=True, pad_token_id=tok.pad_token_id, **extra)
@@ -85,19 +87,20 @@ def main() -> None:
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     # The samplers alternate, 3 rounds each, medians reported: a single first measurement is skewed by
-    # warm-up and CPU frequency changes.
-    runs: dict[str, list[float]] = {"fused": [], "hf": [], "generate": [], "generate_static": []}
-    for _ in range(3):
-        runs["fused"].append(bench_sampling(model, tok, 64, max_new, "fused"))
-        runs["hf"].append(bench_sampling(model, tok, 64, max_new, "hf"))
-        runs["generate"].append(bench_hf_generate(model, tok, 64, max_new))
-        runs["generate_static"].append(bench_hf_generate(model, tok, 64, max_new, cache="static"))
-    tok_s = {k: statistics.median(v) for k, v in runs.items()}
-    for k, v in tok_s.items():
-        res[f"{k}_tok_s_batch64"] = round(v)
-    for k in ("fused", "hf", "generate_static"):
-        res[f"{k}_vs_generate_batch64"] = round(tok_s[k] / tok_s["generate"], 2)
-    res["fused_vs_hf_batch64"] = round(tok_s["fused"] / tok_s["hf"], 2)
+    # warm-up and CPU frequency changes. Two shapes of 64 rows: 64 distinct prompts, and 8 prompts x 8
+    # samples, the shape of the inner loop's RLOO steps and of Q_R (every sampling call of the loop has k > 1).
+    for shape, k in (("batch64", 1), ("8x8", 8)):
+        runs: dict[str, list[float]] = {"fused": [], "hf": [], "generate": [], "generate_static": []}
+        for _ in range(3):
+            runs["fused"].append(bench_sampling(model, tok, 64, max_new, "fused", k))
+            runs["hf"].append(bench_sampling(model, tok, 64, max_new, "hf", k))
+            runs["generate"].append(bench_hf_generate(model, tok, 64, max_new, k=k))
+            runs["generate_static"].append(bench_hf_generate(model, tok, 64, max_new, cache="static", k=k))
+        tok_s = {name: statistics.median(v) for name, v in runs.items()}
+        for name, v in tok_s.items():
+            res[f"{name}_tok_s_{shape}"] = round(v)
+        for name in ("fused", "hf", "generate_static"):
+            res[f"{name}_vs_generate_{shape}"] = round(tok_s[name] / tok_s["generate"], 2)
     big = {b: [] for b in ("fused", "hf")}
     for _ in range(2):
         for b in big:

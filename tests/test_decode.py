@@ -49,16 +49,17 @@ def _gqa_llama() -> LlamaForCausalLM:
 
 def test_fused_logits_match_hf_step_by_step_with_grouped_query_attention():
     model = _gqa_llama()
-    ids, mask = _left_pad([[1, 5, 6, 7, 8], [1, 9, 10], [1, 11, 12, 13]], pad_id=0)
+    ids, mask = _left_pad([[1, 5, 6, 7, 8], [1, 9, 10], [1, 11, 12, 13], [1, 9, 10]], pad_id=0)  # rows 1, 3 equal
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    hf, fused = HFDecoder(model), LlamaDecoder(model, batch=3, capacity=ids.shape[1] + 4)
+    hf, fused = HFDecoder(model), LlamaDecoder(model, batch=4, capacity=ids.shape[1] + 4)
     with torch.no_grad():
         a, b = hf.prefill(ids, mask, pos), fused.prefill(ids, mask, pos)
         torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
         nxt = pos[:, -1:] + 1
-        keep = torch.tensor([True, False, True])  # row 1 has finished: its new token is padding
+        keep = torch.tensor([True, False, True, True])  # row 1 has finished: its new token is padding
         for _ in range(3):
             tok = a.argmax(-1)
+            tok[3] = (tok[3] + 1) % 50  # the two equal prompts now continue differently
             a, b = hf.step(tok, keep, nxt), fused.step(tok, keep, nxt)
             torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
             nxt = nxt + 1

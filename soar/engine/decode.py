@@ -107,13 +107,21 @@ class LlamaDecoder:
         self.length = 0
 
     def prefill(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """Logits of the last position of each row; `mask` is 1 on prompt tokens, 0 on left padding."""
+        """Logits of the last position of each row; `mask` is 1 on prompt tokens, 0 on left padding.
+
+        Each distinct prompt is run once (the k samples of a prompt are k equal rows), then its keys and
+        values are copied to its rows: at k = 8 this was a third of a sampling call's time."""
         T = ids.shape[1]
         self.valid[:, :T] = mask.bool()
+        unique, row_of = torch.unique(ids, dim=0, return_inverse=True)  # equal ids: equal mask and positions
+        first = torch.zeros(len(unique), dtype=torch.long, device=ids.device)
+        first[row_of] = torch.arange(len(ids), device=ids.device)  # a row of each distinct prompt
+        valid = self.valid[first, :T]
         causal = torch.ones((T, T), dtype=torch.bool, device=ids.device).tril()
-        allowed = causal[None] & self.valid[:, None, :T]  # (B, T, T)
+        allowed = causal[None] & valid[:, None, :]  # (U, T, T)
         allowed |= torch.eye(T, dtype=torch.bool, device=ids.device)[None]  # a pad position sees itself: no NaN
-        return self._forward(ids, positions, allowed[:, None])
+        logits = self._forward(unique, positions[first], allowed[:, None], rows=row_of)
+        return logits[row_of]
 
     def step(self, tokens: torch.Tensor, keep: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Logits after one more token per row; `keep` is False for rows whose new token is padding."""
@@ -121,7 +129,10 @@ class LlamaDecoder:
         allowed = self.valid[:, None, None, : self.length + 1]  # (B, 1, 1, L)
         return self._forward(tokens[:, None], positions, allowed)
 
-    def _forward(self, ids: torch.Tensor, positions: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    def _forward(
+        self, ids: torch.Tensor, positions: torch.Tensor, allowed: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The forward of `ids` (one row per cache row, or with `rows`, the cache rows each input row fills)."""
         inner = self.model.model
         x = F.embedding(ids, inner.embed_tokens.weight)
         cos, sin = inner.rotary_emb(x, position_ids=positions)
@@ -135,12 +146,18 @@ class LlamaDecoder:
             k = F.linear(h, att.k_proj.weight).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
             v = F.linear(h, att.v_proj.weight).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
             q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
-            self.keys[i][:, :, start:end] = k
-            self.values[i][:, :, start:end] = v
+            if rows is None:
+                self.keys[i][:, :, start:end] = k
+                self.values[i][:, :, start:end] = v
+                keys, values = self.keys[i][:, :, :end], self.values[i][:, :, :end]
+            else:  # the prefill of distinct prompts: attend within them, then fill every row of each
+                self.keys[i][:, :, start:end] = k[rows]
+                self.values[i][:, :, start:end] = v[rows]
+                keys, values = k, v
             o = F.scaled_dot_product_attention(
                 q,
-                self.keys[i][:, :, :end],
-                self.values[i][:, :, :end],
+                keys,
+                values,
                 attn_mask=allowed,
                 scale=att.scaling,
                 enable_gqa=self.kv_heads != self.heads,
