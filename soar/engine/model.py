@@ -107,6 +107,9 @@ class LoraSettings:
     dropout: float = 0.0
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     """module names that get adapters (Llama-style names)"""
+    init_seed: int = 0
+    """seed of the fresh adapters' initialisation (PEFT draws A from torch's global generator, whose state at
+    load time differs between processes: unseeded, two runs with one config started from different A)"""
 
 
 @dataclass
@@ -240,7 +243,9 @@ def _with_lora(model: PreTrainedModel, lora: LoraSettings):
         target_modules=list(lora.target_modules),
         task_type="CAUSAL_LM",
     )
-    model = get_peft_model(model, cfg)
+    with torch.random.fork_rng(devices=[]):  # the global generator is left as it was
+        torch.manual_seed(lora.init_seed)
+        model = get_peft_model(model, cfg)
     model.soar_base = base
     return model
 
