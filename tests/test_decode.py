@@ -85,22 +85,26 @@ def test_fused_follows_the_weights_of_a_model_in_training():
     assert not torch.allclose(before, after)
 
 
-def test_auto_picks_fused_for_a_plain_llama_on_cpu_and_hf_for_lora(tiny_dir):
+def test_auto_picks_fused_for_llama_and_lora_on_cpu_and_hf_for_what_it_cannot_run(tiny_dir):
+    from peft import LoraConfig, get_peft_model
+
     plain, _ = load_policy(tiny_dir, opts=LoadConfig())
     assert plain.soar_sampler == "auto"
     assert isinstance(decoder(plain, 2, 8), LlamaDecoder)
     assert isinstance(decoder(plain, 2, 8, "hf"), HFDecoder)
     lora, _ = load_policy(tiny_dir, opts=LoadConfig(lora=LoraSettings(r=4)))
-    assert not supports(lora)  # the adapters would be ignored by the lean forward
-    assert isinstance(decoder(lora, 2, 8), HFDecoder)
-    with pytest.raises(ValueError, match="plain LlamaForCausalLM"):
-        decoder(lora, 2, 8, "fused")
+    assert supports(lora)  # plain adapters: the lean forward adds them
+    assert isinstance(decoder(lora, 2, 8), LlamaDecoder)
+    base, _ = load_policy(tiny_dir)
+    dora = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj"], use_dora=True))
+    assert not supports(dora)  # DoRA's magnitudes would be ignored by the lean forward
+    assert isinstance(decoder(dora, 2, 8), HFDecoder)
+    with pytest.raises(ValueError, match="plain LoRA adapters"):
+        decoder(dora, 2, 8, "fused")
 
 
 def test_sampler_setting_is_checked():
     with pytest.raises(ValueError, match="auto, hf, fused"):
         LoadConfig(sampler="vllm")
-    with pytest.raises(ValueError, match="ignore LoRA"):
-        LoadConfig(sampler="fused", lora=LoraSettings(r=4))
     with pytest.raises(ValueError, match="auto, hf, fused"):
         decoder(_gqa_llama(), 1, 4, "fast")

@@ -1,11 +1,14 @@
 """Decoders behind the sampling seam: prefill a batch of left-padded prompts, then one token per step.
 
 - `HFDecoder` (backend `hf`): the model's own Hugging Face forward with its dynamic KV cache; any model.
-- `LlamaDecoder` (backend `fused`): a lean forward for a plain `LlamaForCausalLM`. In a CPU decoding step
-  of the 1M-parameter default model, Hugging Face's forward builds a 4-D mask and grows its KV cache by
-  concatenation (the largest single cost in a profile). This one reads the same weights (no copy, so it
-  follows a model in training) and does the same maths with a preallocated KV buffer and a boolean key
-  mask; it gives the same tokens (tested). Training and log-probs keep the Hugging Face forward.
+- `LlamaDecoder` (backend `fused`): a lean forward for a Llama (plain, or with PEFT LoRA adapters). In a CPU
+  decoding step of the 1M-parameter default model, Hugging Face's forward builds a 4-D mask and grows its KV
+  cache by concatenation (the largest single cost in a profile). This one reads the same weights (no copy,
+  so it follows a model in training) and does the same maths with a preallocated KV buffer and a boolean
+  key mask; it gives the same tokens (tested). Training and log-probs keep the Hugging Face forward.
+  It also decodes one batch whose rows belong to different LoRA copies over one shared frozen base (the
+  inner loop's students in lockstep, `soar.engine.sampling.sample_copies`): the base's products run once
+  for all rows, each copy's adapters on its own rows.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 BACKENDS = ("auto", "hf", "fused")
+_ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+_MLP = ("gate_proj", "up_proj", "down_proj")
 
 
 class HFDecoder:
@@ -35,44 +39,147 @@ class HFDecoder:
     def step(self, tokens: torch.Tensor, keep: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         self.mask = torch.cat([self.mask, keep.long()[:, None]], dim=1)
         out = self.model(
-            input_ids=tokens[:, None], attention_mask=self.mask, position_ids=positions, cache=self.cache, use_cache=True
+            input_ids=tokens[:, None],
+            attention_mask=self.mask,
+            position_ids=positions,
+            cache=self.cache,
+            use_cache=True,
         )
         self.cache = out.cache
         return out.logits[:, -1, :]
 
 
-def decoder(model, batch: int, capacity: int, backend: str = "auto"):
-    """The decoder of `backend`; `auto` = `fused` for a plain Llama on a CPU (where it was measured faster,
-    docs/PERFORMANCE.md), else `hf`. `fused` on a model it cannot run is an error, not a silent fallback."""
+def decoder(model, batch: int, capacity: int, backend: str = "auto", copy_of_row: torch.Tensor | None = None):
+    """The decoder of `backend`; `auto` = `fused` for a Llama it supports on a CPU (where it was measured
+    faster, docs/PERFORMANCE.md), else `hf`. `fused` on a model it cannot run is an error, not a silent
+    fallback. `model` may be a list of LoRA copies over one base, with `copy_of_row` (B,) naming each row's
+    copy (rows grouped copy by copy): only `fused` decodes such a batch."""
     if backend not in BACKENDS:
         raise ValueError(f"sampler backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    on_cpu = next(model.parameters()).device.type == "cpu"
-    if backend == "fused" or (backend == "auto" and on_cpu and supports(model)):
-        if not supports(model):
-            raise ValueError(
-                f"sampler backend 'fused' runs plain LlamaForCausalLM models only (no LoRA adapters, no biases), "
-                f"not {type(model).__name__}; use 'auto' or 'hf'"
-            )
-        return LlamaDecoder(model, batch, capacity)
+    models = model if isinstance(model, list) else [model]
+    on_cpu = next(models[0].parameters()).device.type == "cpu"
+    if len(models) > 1 or backend == "fused" or (backend == "auto" and on_cpu and supports(models[0])):
+        for m in models:
+            if not supports(m):
+                raise ValueError(
+                    f"sampler backend 'fused' runs Llama models only (plain or with plain LoRA adapters, no "
+                    f"biases), not {type(m).__name__}; use 'auto' or 'hf'"
+                )
+        return LlamaDecoder(models, batch, capacity, copy_of_row)
     return HFDecoder(model)
 
 
-def supports(model) -> bool:
-    """True for a plain `LlamaForCausalLM` (no adapters, no biases, SiLU MLP, one tensor-parallel slice)."""
-    if type(model).__name__ != "LlamaForCausalLM":
+def _llama(model):
+    """The LlamaForCausalLM inside `model` (a PEFT model wraps it twice), or None."""
+    inner = model.base_model.model if hasattr(model, "peft_config") else model
+    return inner if type(inner).__name__ == "LlamaForCausalLM" else None
+
+
+def _plain_lora(module) -> bool:
+    """A PEFT LoRA linear layer with one active plain adapter (no DoRA or other variant, no bias, unmerged)."""
+    base = getattr(module, "base_layer", None)
+    if type(base) is not nn.Linear or base.bias is not None or not hasattr(module, "lora_A"):
         return False
-    cfg = model.config
+    active = list(getattr(module, "active_adapters", []))
+    if len(active) != 1 or module.merged or module.disable_adapters or getattr(module, "lora_variant", {}):
+        return False
+    name = active[0]
+    return name in module.lora_A and module.lora_B[name].bias is None
+
+
+def supports(model) -> bool:
+    """True for a `LlamaForCausalLM` (no biases, SiLU MLP, one tensor-parallel slice) whose projections are
+    plain linear layers or plain LoRA layers (soar's LoRA students), with plain embeddings and output layer."""
+    llama = _llama(model)
+    if llama is None:
+        return False
+    cfg = llama.config
     if getattr(cfg, "attention_bias", False) or getattr(cfg, "mlp_bias", False):
         return False
     if getattr(cfg, "hidden_act", "silu") != "silu" or getattr(cfg, "pretraining_tp", 1) != 1:
         return False
-    names = ("q_proj", "k_proj", "v_proj", "o_proj")
-    for layer in model.model.layers:
-        mods = [getattr(layer.self_attn, n) for n in names]
-        mods += [layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj]
-        if any(type(m) is not nn.Linear for m in mods):  # e.g. PEFT's LoRA layers
+    for layer in llama.model.layers:
+        mods = [getattr(layer.self_attn, n) for n in _ATTENTION] + [getattr(layer.mlp, n) for n in _MLP]
+        if any(type(m) is not nn.Linear and not _plain_lora(m) for m in mods):
             return False
-    return type(model.lm_head) is nn.Linear
+    return type(llama.lm_head) is nn.Linear and type(llama.model.embed_tokens) is nn.Embedding
+
+
+def _base_weight(module) -> torch.Tensor:
+    return module.base_layer.weight if hasattr(module, "base_layer") else module.weight
+
+
+class _Lora:
+    """One projection's adapters of C copies: A (C, r, in), B (C, out, r), scale (C,); a copy without an
+    adapter on it has zeros."""
+
+    def __init__(self, modules: list) -> None:
+        pairs = []
+        for m in modules:
+            if hasattr(m, "lora_A"):
+                name = m.active_adapters[0]
+                pairs.append((m.lora_A[name].weight, m.lora_B[name].weight, float(m.scaling[name])))
+            else:
+                pairs.append(None)
+        shape = next(p for p in pairs if p is not None)
+        zero_a, zero_b = torch.zeros_like(shape[0]), torch.zeros_like(shape[1])
+        self.A = torch.stack([p[0] if p else zero_a for p in pairs])
+        self.B = torch.stack([p[1] if p else zero_b for p in pairs])
+        self.scale = torch.tensor([p[2] if p else 0.0 for p in pairs], dtype=self.A.dtype, device=self.A.device)
+
+    def delta(self, h: torch.Tensor, segments: list[tuple[int, int]]) -> torch.Tensor:
+        """B_c A_c h * scale_c for the rows of each copy c (rows of copy c are segments[c]), in the adapters'
+        dtype, as PEFT computes it."""
+        x = h.to(self.A.dtype)
+        sizes = {e - s for s, e in segments}
+        if len(sizes) == 1 and segments[0][0] == 0 and segments[-1][1] == h.shape[0]:  # equal blocks: 2 products
+            C = len(segments)
+            xc = x.reshape(C, -1, x.shape[-1])
+            out = torch.bmm(torch.bmm(xc, self.A.transpose(1, 2)), self.B.transpose(1, 2)) * self.scale[:, None, None]
+            return out.reshape(*h.shape[:-1], -1)
+        out = x.new_zeros(*h.shape[:-1], self.B.shape[1])
+        for c, (s, e) in enumerate(segments):
+            if e > s:
+                out[s:e] = (x[s:e] @ self.A[c].T) @ self.B[c].T * self.scale[c]
+        return out
+
+
+class _Layer:
+    """The products of one decoder layer for C copies over one base: the base's q/k/v (and gate/up) weights
+    concatenated into one product each, and each copy's LoRA deltas."""
+
+    def __init__(self, layers: list) -> None:
+        first = layers[0]
+        for layer in layers[1:]:
+            for n in _ATTENTION + _MLP:
+                mine = _base_weight(getattr(layer.self_attn if n in _ATTENTION else layer.mlp, n))
+                if (
+                    mine.data_ptr()
+                    != _base_weight(getattr(first.self_attn if n in _ATTENTION else first.mlp, n)).data_ptr()
+                ):
+                    raise ValueError("LoRA copies decoded in one batch must share one frozen base model")
+        att, mlp = first.self_attn, first.mlp
+        self.qkv = torch.cat([_base_weight(getattr(att, n)) for n in _ATTENTION[:3]])
+        self.split = [_base_weight(getattr(att, n)).shape[0] for n in _ATTENTION[:3]]
+        self.o = _base_weight(att.o_proj)
+        self.gate_up = torch.cat([_base_weight(mlp.gate_proj), _base_weight(mlp.up_proj)])
+        self.down = _base_weight(mlp.down_proj)
+        self.lora: dict[str, _Lora] = {}
+        for n in _ATTENTION + _MLP:
+            mods = [getattr(layer.self_attn if n in _ATTENTION else layer.mlp, n) for layer in layers]
+            if any(hasattr(m, "lora_A") for m in mods):
+                self.lora[n] = _Lora(mods)
+
+    def project(self, h: torch.Tensor, names: tuple[str, ...], segments) -> list[torch.Tensor]:
+        """The outputs of the projections `names` (q/k/v, gate/up, o or down) of `h`."""
+        weight = {("q_proj", "k_proj", "v_proj"): self.qkv, ("gate_proj", "up_proj"): self.gate_up}.get(names)
+        if weight is None:
+            weight = self.o if names == ("o_proj",) else self.down
+        outs = list(F.linear(h, weight).split(self.split if len(names) == 3 else weight.shape[0] // len(names), -1))
+        for i, n in enumerate(names):
+            if n in self.lora:
+                outs[i] = outs[i] + self.lora[n].delta(h, segments).to(outs[i].dtype)
+        return outs
 
 
 def _rms(x: torch.Tensor, norm) -> torch.Tensor:
@@ -92,22 +199,36 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
 class LlamaDecoder:
     """Prefill once, then one token per step, for a batch of left-padded prompts.
 
-    Each distinct prompt is run once in the prefill (the k samples of a prompt are k equal rows). When each
-    prompt owns k >= 2 consecutive rows (as `sample` lays them out), its keys and values are kept once and a
-    decoding step attends to them with one matrix product for all k rows (the prompt's cache is read once
-    per step, not k times), and to each row's written tokens, under one softmax. Otherwise every row keeps
-    its prompt's keys and attention is one `scaled_dot_product_attention`."""
+    Each distinct prompt (of each copy) is run once in the prefill (the k samples of a prompt are k equal
+    rows). When each prompt owns k >= 2 consecutive rows (as `sample` lays them out), its keys and values
+    are kept once and a decoding step attends to them with one matrix product for all k rows (the prompt's
+    cache is read once per step, not k times), and to each row's written tokens, under one softmax.
+    Otherwise every row keeps its prompt's keys and attention is one `scaled_dot_product_attention`.
 
-    def __init__(self, model, batch: int, capacity: int) -> None:
-        self.model = model
-        cfg = model.config
+    `models`: one model, or LoRA copies over one shared base whose rows `copy_of_row` (B,) names; rows of
+    one copy must be consecutive, copies in order."""
+
+    def __init__(self, models, batch: int, capacity: int, copy_of_row: torch.Tensor | None = None) -> None:
+        models = models if isinstance(models, list) else [models]
+        self.llamas = [_llama(m) for m in models]
+        llama = self.llamas[0]
+        self.model = llama
+        cfg = llama.config
         self.heads = cfg.num_attention_heads
         self.kv_heads = getattr(cfg, "num_key_value_heads", None) or self.heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads
-        p = next(model.parameters())
-        self.dtype = getattr(model, "soar_autocast", None) or p.dtype  # K/V are computed in the compute dtype
+        p = llama.model.embed_tokens.weight
+        self.dtype = getattr(models[0], "soar_autocast", None) or p.dtype  # K/V are computed in the compute dtype
         self.device = p.device
         self.batch, self.capacity = batch, capacity
+        self.layers = [_Layer([m.model.layers[i] for m in self.llamas]) for i in range(len(llama.model.layers))]
+        if copy_of_row is None:
+            copy_of_row = torch.zeros(batch, dtype=torch.long)
+        if len(models) > 1 and (bool((copy_of_row.diff() < 0).any()) or int(copy_of_row.max()) >= len(models)):
+            raise ValueError("copy_of_row must list each row's copy, copies in order, rows of a copy consecutive")
+        self.copy_of_row = copy_of_row.to(self.device)
+        self.copies = len(models)
+        self.row_segments = self._segments(self.copy_of_row)  # each copy's rows in a decoding step
         self.prompt_keys: list[torch.Tensor] = []  # per layer (U, kv_heads, P, head_dim)
         self.prompt_values: list[torch.Tensor] = []
         self.prompt_valid = torch.zeros(0)  # (U, P) False on left padding
@@ -117,10 +238,19 @@ class LlamaDecoder:
         self.offset = 0  # where a row's written tokens start in its own cache
         self.length = 0  # tokens written after the prompt
 
+    def _segments(self, copy_of: torch.Tensor) -> list[tuple[int, int]]:
+        """(start, stop) of each copy's rows in a forward whose rows belong to copies `copy_of`."""
+        counts = torch.bincount(copy_of, minlength=self.copies).tolist()
+        bounds = [0]
+        for c in counts:
+            bounds.append(bounds[-1] + c)
+        return list(zip(bounds[:-1], bounds[1:], strict=True))
+
     def prefill(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Logits of the last position of each row; `mask` is 1 on prompt tokens, 0 on left padding."""
         B, T = ids.shape
-        unique, row_of = torch.unique(ids, dim=0, return_inverse=True)  # equal ids: equal mask and positions
+        keyed = torch.cat((self.copy_of_row[:, None], ids), dim=1)  # a copy's prompt is its own: its adapters
+        unique, row_of = torch.unique(keyed, dim=0, return_inverse=True)  # copy-major order
         first = torch.zeros(len(unique), dtype=torch.long, device=ids.device)
         first[row_of] = torch.arange(B, device=ids.device)  # a row of each distinct prompt
         U = len(unique)
@@ -134,20 +264,21 @@ class LlamaDecoder:
         self.shared = self.group >= 2  # else each row keeps its prompt's keys too, and attention is one kernel
         self.offset = 0 if self.shared else T  # where a row's written tokens start in its cache
         shape = (B, self.kv_heads, self.capacity - T + self.offset, self.head_dim)
-        self.keys = [torch.empty(shape, dtype=self.dtype, device=self.device) for _ in self.model.model.layers]
-        self.values = [torch.empty(shape, dtype=self.dtype, device=self.device) for _ in self.model.model.layers]
+        self.keys = [torch.empty(shape, dtype=self.dtype, device=self.device) for _ in self.layers]
+        self.values = [torch.empty(shape, dtype=self.dtype, device=self.device) for _ in self.layers]
         self.written = torch.zeros((B, self.capacity - T + self.offset), dtype=torch.bool, device=self.device)
         if not self.shared:
             self.written[:, :T] = self.prompt_valid[row_of]
         causal = torch.ones((T, T), dtype=torch.bool, device=ids.device).tril()
         allowed = causal[None] & self.prompt_valid[:, None, :]  # (U, T, T)
         allowed |= torch.eye(T, dtype=torch.bool, device=ids.device)[None]  # a pad position sees itself: no NaN
-        return self._forward(unique, positions[first], prefill=allowed[:, None])[row_of]
+        segments = self._segments(self.copy_of_row[first])
+        return self._forward(unique[:, 1:], positions[first], segments, prefill=allowed[:, None])[row_of]
 
     def step(self, tokens: torch.Tensor, keep: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Logits after one more token per row; `keep` is False for rows whose new token is padding."""
         self.written[:, self.offset + self.length] = keep
-        return self._forward(tokens[:, None], positions)
+        return self._forward(tokens[:, None], positions, self.row_segments)
 
     def _attend_step(self, i: int, q: torch.Tensor, scale: float) -> torch.Tensor:
         """One query per row (B, heads, 1, D) against its prompt's keys (shared by its k rows: one product
@@ -172,19 +303,22 @@ class LlamaDecoder:
         op = op.reshape(B, self.kv_heads, rep, D)
         return (op + torch.matmul(wg, gv)).reshape(B, self.heads, 1, D)
 
-    def _forward(self, ids: torch.Tensor, positions: torch.Tensor, prefill: torch.Tensor | None = None) -> torch.Tensor:
+    def _forward(
+        self, ids: torch.Tensor, positions: torch.Tensor, segments, prefill: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The prompts' forward (`prefill`: their attention mask), or one decoding step of every row."""
         inner = self.model.model
         x = F.embedding(ids, inner.embed_tokens.weight)
         cos, sin = inner.rotary_emb(x, position_ids=positions)
         cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, D): broadcast over heads
         B, T, _ = x.shape
-        for i, layer in enumerate(inner.layers):
+        for i, (layer, proj) in enumerate(zip(inner.layers, self.layers, strict=True)):
             att = layer.self_attn
             h = _rms(x, layer.input_layernorm)
-            q = F.linear(h, att.q_proj.weight).view(B, T, self.heads, self.head_dim).transpose(1, 2)
-            k = F.linear(h, att.k_proj.weight).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
-            v = F.linear(h, att.v_proj.weight).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
+            q, k, v = proj.project(h, _ATTENTION[:3], segments)
+            q = q.view(B, T, self.heads, self.head_dim).transpose(1, 2)
+            k = k.view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
+            v = v.view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
             q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
             gqa = self.kv_heads != self.heads
             if prefill is not None:
@@ -207,10 +341,12 @@ class LlamaDecoder:
                     o = F.scaled_dot_product_attention(
                         q, keys, values, attn_mask=allowed, scale=att.scaling, enable_gqa=gqa
                     )
-            x = x + F.linear(o.transpose(1, 2).reshape(B, T, -1), att.o_proj.weight)
+            (o,) = proj.project(o.transpose(1, 2).reshape(B, T, -1), ("o_proj",), segments)
+            x = x + o
             h = _rms(x, layer.post_attention_layernorm)
-            mlp = layer.mlp
-            x = x + F.linear(F.silu(F.linear(h, mlp.gate_proj.weight)) * F.linear(h, mlp.up_proj.weight), mlp.down_proj.weight)
+            gate, up = proj.project(h, _MLP[:2], segments)
+            (down,) = proj.project(F.silu(gate) * up, ("down_proj",), segments)
+            x = x + down
         if prefill is None:
             self.length += 1
         x = _rms(x[:, -1], inner.norm)

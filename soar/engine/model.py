@@ -129,16 +129,14 @@ class LoadConfig:
     """recompute activations in the backward pass (less memory, about 30% more compute)"""
     lora: LoraSettings = field(default_factory=LoraSettings)
     sampler: str = "auto"
-    """decoding forward of the sampling seam: auto (fused for a plain Llama on a CPU, else hf) | hf (the
-    model's own forward: any model) | fused (soar.engine.decode; plain Llama only)"""
+    """decoding forward of the sampling seam: auto (fused for a Llama, with or without LoRA, on a CPU, else
+    hf) | hf (the model's own forward: any model) | fused (soar.engine.decode; Llama and plain LoRA only)"""
 
     def __post_init__(self) -> None:
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ValueError(f"load.dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
         if self.sampler not in BACKENDS:
             raise ValueError(f"load.sampler must be one of {', '.join(BACKENDS)}, got {self.sampler!r}")
-        if self.sampler == "fused" and self.lora.r > 0:
-            raise ValueError("load.sampler=fused runs plain Llama weights and would ignore LoRA adapters; use auto or hf")
 
 
 def resolve_model_path(spec: str | Path) -> str:

@@ -237,6 +237,62 @@ def score(world: World, samples, answers: list[str], shaping: RewardShaping) -> 
     )
 
 
+class RLOORun:
+    """One RLOO training run taken a step at a time: `propose(step)` draws the step's problems and the seed of
+    its samples, `learn(step, samples, sample_s)` scores them and takes the optimizer step. `train_rloo`
+    drives one run with `sample`; the inner loop's lockstep (soar.method.loop) drives many with
+    `sample_copies`, with the same draws."""
+
+    def __init__(self, model, tokenizer, world: World, batches: BatchFn, cfg: RLOOConfig, seed: int) -> None:
+        self.model, self.tokenizer, self.world, self.batches, self.cfg = model, tokenizer, world, batches, cfg
+        self.rng = random.Random(seed)
+        self.ref = None
+        if cfg.kl_coef > 0:
+            from soar.engine.model import frozen
+
+            self.ref = frozen(model)
+        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_schedule(cfg.steps, cfg.warmup, cfg.schedule))
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.history: list[dict] = []
+        self._problems: list[Problem] = []
+        self._prompts: list[str] = []
+
+    def propose(self, step: int) -> tuple[list[str], int]:
+        """The prompts of step `step` and the seed to sample their `cfg.group_size` completions with."""
+        self._problems = self.batches(step, self.rng)
+        self._prompts = [self.world.student_prompt(p.question) for p in self._problems]
+        return self._prompts, self.rng.randrange(2**31)
+
+    def learn(self, step: int, samples, sample_s: float) -> dict:
+        """Score the proposed prompts' samples ([prompt][group_size]) and take one optimizer step; returns
+        the step's metrics (`sample_s`: the seconds its sampling took)."""
+        t0 = time.time()
+        cfg = self.cfg
+        rewards = score(self.world, samples, [p.answer for p in self._problems], cfg.shaping)  # (B, G)
+        adv = rloo_advantages(rewards).flatten()  # (B*G,)
+        prompt_ids = encode_prompts(self.tokenizer, self._prompts)
+        G = cfg.group_size
+        rows = [(prompt_ids[i // G], samples[i // G][i % G].token_ids, float(adv[i])) for i in range(len(adv))]
+        stats = policy_update(
+            self.model, self.ref, self.opt, self.sched, rows, cfg.kl_coef, cfg.grad_clip, cfg.micro_batch, self.pad
+        )
+        valid = ~torch.isnan(rewards)
+        row = {
+            "step": step,
+            "reward": float(rewards[valid].mean()) if valid.any() else math.nan,
+            "accuracy": float((rewards == cfg.shaping.correct).float().mean()),
+            "unscorable": float((~valid).float().mean()),
+            "completion_tokens": sum(len(s.token_ids) for r in samples for s in r),
+            "lr": self.sched.get_last_lr()[0],
+            "sample_s": round(sample_s, 3),
+            "step_s": round(sample_s + time.time() - t0, 3),
+            **stats,
+        }
+        self.history.append(row)
+        return row
+
+
 def train_rloo(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -253,16 +309,7 @@ def train_rloo(
     `batches(step, rng)` gives the problems of each step (Hard-Only, curriculum and mixed runs differ only
     there). Rewards come from `world.is_equal` against each problem's `answer` (the teacher's answer for
     synthetic data, not the truth)."""
-    rng = random.Random(seed)
-    ref = None
-    if cfg.kl_coef > 0:
-        from soar.engine.model import frozen
-
-        ref = frozen(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule(cfg.steps, cfg.warmup, cfg.schedule))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    history: list[dict] = []
+    run = RLOORun(model, tokenizer, world, batches, cfg, seed)
     steps = range(cfg.steps)
     if progress:
         from tqdm import tqdm
@@ -270,8 +317,7 @@ def train_rloo(
         steps = tqdm(steps, desc="rloo", leave=False, dynamic_ncols=True)
     for step in steps:
         t0 = time.time()
-        problems = batches(step, rng)
-        prompts = [world.student_prompt(p.question) for p in problems]
+        prompts, sample_seed = run.propose(step)
         samples = sample(
             model,
             tokenizer,
@@ -279,33 +325,14 @@ def train_rloo(
             cfg.group_size,
             temperature=cfg.temperature,
             max_new_tokens=max_new_tokens,
-            seed=rng.randrange(2**31),
+            seed=sample_seed,
         )
-        rewards = score(world, samples, [p.answer for p in problems], cfg.shaping)  # (B, G)
-        adv = rloo_advantages(rewards).flatten()  # (B*G,)
-        t_sample = time.time() - t0
-        prompt_ids = encode_prompts(tokenizer, prompts)
-        G = cfg.group_size
-        rows = [(prompt_ids[i // G], samples[i // G][i % G].token_ids, float(adv[i])) for i in range(len(adv))]
-        stats = policy_update(model, ref, opt, sched, rows, cfg.kl_coef, cfg.grad_clip, cfg.micro_batch, pad)
-        valid = ~torch.isnan(rewards)
-        row = {
-            "step": step,
-            "reward": float(rewards[valid].mean()) if valid.any() else math.nan,
-            "accuracy": float((rewards == cfg.shaping.correct).float().mean()),
-            "unscorable": float((~valid).float().mean()),
-            "completion_tokens": sum(len(s.token_ids) for r in samples for s in r),
-            "lr": sched.get_last_lr()[0],
-            "sample_s": round(t_sample, 3),
-            "step_s": round(time.time() - t0, 3),
-            **stats,
-        }
-        history.append(row)
+        row = run.learn(step, samples, time.time() - t0)
         if on_step is not None:
             on_step(step, row)
         if progress:
             steps.set_postfix(reward=f"{row['reward']:.3f}", acc=f"{row['accuracy']:.3f}")  # type: ignore[union-attr]
-    return history
+    return run.history
 
 
 def policy_update(

@@ -49,22 +49,44 @@ def stop_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list
     return list(dict.fromkeys(i for i in ids if i is not None))
 
 
+def _draw(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+    """One token per row: argmax at temperature 0, else a draw from softmax(logits / temperature)."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if generator is not None and generator.device != probs.device:
+        return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(probs.device)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
 @torch.no_grad()
 def _generate(
-    model: PreTrainedModel,
+    model,
     prompt_ids: list[list[int]],
     temperature: float,
     max_new_tokens: int,
     eos_ids: list[int],
     pad_id: int,
-    generator: torch.Generator | None,
+    generators: list[torch.Generator | None],
     backend: str,
+    copy_rows: list[int] | None = None,
 ) -> tuple[list[list[int]], list[bool]]:
-    device = next(model.parameters()).device
+    """Completions of left-padded prompts. `model` may be a list of LoRA copies over one base, `copy_rows`
+    the number of consecutive rows of each; each copy's rows draw from its own generator."""
+    if isinstance(model, list) and len(model) == 1:
+        model = model[0]
+    models = model if isinstance(model, list) else [model]
+    device = next(models[0].parameters()).device
     ids, mask = _left_pad(prompt_ids, pad_id)
     ids, mask = ids.to(device), mask.to(device)
     B = ids.shape[0]
-    dec = decoder(model, B, ids.shape[1] + max_new_tokens, backend)
+    copy_rows = copy_rows or [B]
+    bounds = [sum(copy_rows[:c]) for c in range(len(copy_rows) + 1)]
+    spans = list(zip(bounds[:-1], bounds[1:], strict=True))  # (first row, end) of each copy
+    copy_of_row = (
+        torch.repeat_interleave(torch.arange(len(copy_rows)), torch.tensor(copy_rows)) if len(models) > 1 else None
+    )
+    dec = decoder(model, B, ids.shape[1] + max_new_tokens, backend, copy_of_row)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, P): left padding must not shift positions
     logits = dec.prefill(ids, mask, pos)  # (B, V)
     if not torch.isfinite(logits).all():
@@ -74,14 +96,10 @@ def _generate(
     stop = torch.tensor(eos_ids, device=device)  # (S,) any of them ends a completion
     new = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=device)
     for t in range(max_new_tokens):
-        if temperature <= 0:
-            tok = logits.argmax(-1)
-        else:
-            probs = torch.softmax(logits.float() / temperature, dim=-1)
-            if generator is not None and generator.device != probs.device:
-                tok = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(device)
-            else:
-                tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        if len(generators) == 1:
+            tok = _draw(logits, temperature, generators[0])
+        else:  # each copy's rows from its own generator, as if it were sampled alone
+            tok = torch.cat([_draw(logits[s:e], temperature, g) for (s, e), g in zip(spans, generators, strict=True)])
         tok = torch.where(done, torch.full_like(tok, pad_id), tok)
         new[:, t] = tok
         is_eos = torch.isin(tok, stop) & ~done
@@ -137,7 +155,7 @@ def sample(
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
         with compute_precision(model):
-            seqs, fin = _generate(model, [rows[i] for i in idx], temperature, max_new_tokens, eos, pad, gen, backend)
+            seqs, fin = _generate(model, [rows[i] for i in idx], temperature, max_new_tokens, eos, pad, [gen], backend)
         all_seqs.extend(seqs)
         all_fin.extend(fin)
     by_row: list[Sample | None] = [None] * len(rows)
@@ -147,3 +165,76 @@ def sample(
     if was_training:
         model.train()
     return [[by_row[p * k + j] for j in range(k)] for p in range(len(prompts))]  # type: ignore[misc]
+
+
+def sample_copies(
+    models: list[PreTrainedModel],
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[list[str]],
+    k: int = 1,
+    *,
+    temperature: float = 1.0,
+    max_new_tokens: int = 128,
+    seeds: list[int],
+    batch_size: int = 256,
+    max_rows: int = 2048,
+) -> list[list[list[Sample]]]:
+    """`sample` for C LoRA copies over one frozen base at once (the inner loop's students in lockstep):
+    copy c writes k completions for each of `prompts[c]` with seed `seeds[c]`. Returns [copy][prompt][k].
+
+    Each copy gets the draws `sample(models[c], tokenizer, prompts[c], k, seed=seeds[c], batch_size=...)`
+    would give (tested), but each forward runs the base once for the rows of many copies (the `fused`
+    decoder, each copy's adapters on its own rows), at most `max_rows` rows at a time."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if not len(models) == len(prompts) == len(seeds):
+        raise ValueError(f"{len(models)} models, {len(prompts)} prompt lists and {len(seeds)} seeds: one each")
+    training = [m.training for m in models]
+    for m in models:
+        m.eval()
+    device = next(models[0].parameters()).device
+    eos = stop_ids(models[0], tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
+    rows = [[p for p in encode_prompts(tokenizer, ps) for _ in range(k)] for ps in prompts]
+    gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+    # Each copy's rows sorted by length and cut into batches as `sample` cuts them (the same draws).
+    chunks = []
+    for r in rows:
+        order = sorted(range(len(r)), key=lambda i: len(r[i]))
+        chunks.append([order[s : s + batch_size] for s in range(0, len(order), batch_size)])
+    waves, wave, width = [], [], 0  # copies decoded side by side, at most max_rows rows per forward
+    for c in range(len(models)):
+        size = max((len(ch) for ch in chunks[c]), default=0)
+        if wave and width + size > max_rows:
+            waves.append(wave)
+            wave, width = [], 0
+        wave.append(c)
+        width += size
+    waves.append(wave)
+    seqs: list[list[list[int] | None]] = [[None] * len(r) for r in rows]
+    fins: list[list[bool]] = [[False] * len(r) for r in rows]
+    for wave in waves:
+        for b in range(max(len(chunks[c]) for c in wave)):
+            part = [c for c in wave if b < len(chunks[c])]
+            batch = [rows[c][i] for c in part for i in chunks[c][b]]
+            backend = "fused" if len(part) > 1 else getattr(models[part[0]], "soar_sampler", "auto")
+            with compute_precision(models[0]):
+                out, fin = _generate(
+                    [models[c] for c in part], batch, temperature, max_new_tokens, eos, pad,
+                    [gens[c] for c in part], backend, [len(chunks[c][b]) for c in part],
+                )  # fmt: skip
+            at = 0
+            for c in part:
+                for i in chunks[c][b]:
+                    seqs[c][i], fins[c][i] = out[at], fin[at]
+                    at += 1
+    for m, was in zip(models, training, strict=True):
+        if was:
+            m.train()
+    result = []
+    for c, ps in enumerate(prompts):
+        made = [
+            Sample(tokenizer.decode(s, skip_special_tokens=True), s, f) for s, f in zip(seqs[c], fins[c], strict=True)
+        ]
+        result.append([[made[p * k + j] for j in range(k)] for p in range(len(ps))])  # type: ignore[arg-type]
+    return result
