@@ -6,7 +6,10 @@
   cache) on the same rows in the same run; the ratios are the figures to compare across machines;
 - training: completion tokens/s of the RLOO update (forward + backward, with the KL reference pass);
 - one RLOO step at the default sizes (8 prompts x 16 samples) on the hard train set, split into
-  sampling and update time.
+  sampling and update time;
+- `--lockstep`: instead, one outer step's inner loop of LoRA students (the default g x r = 8 copies, 10 RLOO
+  steps each and their Q_R scoring) one copy at a time against all of them in lockstep (`soar.lockstep`),
+  alternating, with the check that both give the same accuracies.
 """
 
 from __future__ import annotations
@@ -27,6 +30,40 @@ from soar.engine.sampling import sample
 from soar.engine.setup import Setup
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import make_problem
+
+
+def bench_lockstep(args) -> dict:
+    """Seconds of one outer step's inner loop of LoRA students, one at a time and in lockstep."""
+    from soar.engine.model import LoadConfig, LoraSettings
+    from soar.method.loop import CopyTask, InnerContext, SoarConfig, train_copies, train_copy
+
+    cfg = SoarConfig(model=args.model, load=LoadConfig(lora=LoraSettings(r=args.lora_r)), lockstep=True)
+    model, tok = load_policy(args.model, opts=cfg.load)
+    ctx = InnerContext(model, tok, ARITHMETIC, cfg)
+    rng = random.Random(0)
+    qr = rng.sample(load_problems(args.hard), cfg.qr_size)
+    sets = []
+    for _ in range(cfg.teacher.g):  # stones with their true answers stand in for the teacher's datasets
+        sets.append([make_problem("mix", 1, rng) for _ in range(cfg.teacher.n)])
+    tasks = [CopyTask(ps, qr, 0, k, j) for k, ps in enumerate(sets) for j in range(cfg.r)]
+    times: dict[str, list[float]] = {"one_at_a_time": [], "lockstep": []}
+    accs = {}
+    for _ in range(args.rounds):
+        t = time.perf_counter()
+        accs["one_at_a_time"] = [train_copy(ctx, task)[0] for task in tasks]
+        times["one_at_a_time"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        accs["lockstep"] = [r[0] for r in train_copies(ctx, tasks)]
+        times["lockstep"].append(time.perf_counter() - t)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "lockstep_copies": len(tasks),
+        "lora_r": args.lora_r,
+        "inner_loop_s_one_at_a_time": round(med["one_at_a_time"], 1),
+        "inner_loop_s_lockstep": round(med["lockstep"], 1),
+        "lockstep_speedup": round(med["one_at_a_time"] / med["lockstep"], 2),
+        "same_accuracies": accs["one_at_a_time"] == accs["lockstep"],
+    }
 
 
 def prompts_for(n: int, seed: int = 0) -> list[str]:
@@ -76,8 +113,14 @@ def main() -> None:
     ap.add_argument("--hard", default="data/hard/train.jsonl")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3, help="RLOO steps to time (mean reported)")
+    ap.add_argument("--lockstep", action="store_true", help="time LoRA students in lockstep instead")
+    ap.add_argument("--lora-r", type=int, default=8, help="--lockstep: adapter rank")
+    ap.add_argument("--rounds", type=int, default=2, help="--lockstep: alternating rounds (median reported)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.lockstep:
+        print(json.dumps({"threads": args.threads, **bench_lockstep(args)}, indent=1))
+        return
     model, tok = load_policy(args.model)
     max_new = Setup().max_new_tokens
     res: dict = {

@@ -10,7 +10,11 @@
    forward), the student's inner-loop step.
    MFU = achieved FLOP/s / peak bf16 FLOP/s, with 2N FLOPs per sampled token and 8N per trained token
    (6N forward + backward of the policy, 2N forward of the reference; attention FLOPs left out).
-2. SOAR: `--outer-steps` outer steps of the real loop (soar.method.loop.run_soar) on the shipped arithmetic model
+2. LoRA students sharing one device (`--lora-students N`): N LoRA copies (rank `--lora-r`, every projection)
+   over that one frozen base. Sampling `--lora-rows` rows each, one copy at a time (`hf` and `fused`) and all N
+   in one lockstep batch (soar.engine.sampling.sample_copies' decoder, as `soar.lockstep` samples); and the
+   device memory each student adds (its adapters, gradients and AdamW state after one RLOO update).
+3. SOAR: `--outer-steps` outer steps of the real loop (soar.method.loop.run_soar) on the shipped arithmetic model
    and hard set (4 MB: fits the device machine's transfer limit; math-verify is not needed), in bf16.
 Everything is printed as one JSON object (and written to --out).
 """
@@ -28,7 +32,7 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from soar.engine.model import DEFAULT_MODEL, LoadConfig, frozen
+from soar.engine.model import DEFAULT_MODEL, LoadConfig, clone_model, frozen
 from soar.engine.rloo import RLOOConfig, policy_update
 from soar.engine.sampling import _generate
 from soar.method.loop import SoarConfig, TeacherConfig, run_soar
@@ -68,18 +72,18 @@ def throughput(args, device: str, dtype: torch.dtype) -> dict:
     gen = torch.Generator(device=device).manual_seed(0)
     prompts = [[random.Random(i).randrange(3, vocab) for _ in range(args.prompt_len)] for i in range(args.batch)]
     # eos = pad = 0, which a random model almost never samples: every row runs to max_new_tokens
-    _generate(model, prompts[:2], 1.0, 4, [0], 0, gen, "hf")  # warm-up
+    _generate(model, prompts[:2], 1.0, 4, [0], 0, [gen], "hf")  # warm-up
     sync(device)
     t = time.perf_counter()
-    seqs, _ = _generate(model, prompts, 1.0, args.new_tokens, [0], 0, gen, "hf")
+    seqs, _ = _generate(model, prompts, 1.0, args.new_tokens, [0], 0, [gen], "hf")
     sync(device)
     dt_s = time.perf_counter() - t
     sampled = sum(len(s) for s in seqs)
     # the lean Llama decoder (soar.engine.decode), measured on a CPU only so far: is it faster here too?
-    _generate(model, prompts[:2], 1.0, 4, [0], 0, gen, "fused")
+    _generate(model, prompts[:2], 1.0, 4, [0], 0, [gen], "fused")
     sync(device)
     t = time.perf_counter()
-    fused, _ = _generate(model, prompts, 1.0, args.new_tokens, [0], 0, gen, "fused")
+    fused, _ = _generate(model, prompts, 1.0, args.new_tokens, [0], 0, [gen], "fused")
     sync(device)
     dt_f = time.perf_counter() - t
 
@@ -114,6 +118,70 @@ def throughput(args, device: str, dtype: torch.dtype) -> dict:
     if device.startswith("cuda"):
         out["max_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     del model, ref, opt
+    return out
+
+
+def lora_students(args, device: str, dtype: torch.dtype) -> dict:
+    if args.lora_students <= 0:
+        return {}
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(**SHAPES[args.shape], max_position_embeddings=4096, tie_word_embeddings=True)
+    with torch.device(device):
+        base = LlamaForCausalLM(cfg).to(dtype)
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    model = get_peft_model(base, LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, target_modules=targets))
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+    copies = [clone_model(model) for _ in range(args.lora_students)]
+    gen = torch.Generator().manual_seed(0)
+    for c in copies:  # nonzero B: each copy's rows really take its own adapters
+        with torch.no_grad():
+            for n, p in c.named_parameters():
+                if "lora_B" in n:
+                    p.copy_(torch.randn(p.shape, generator=gen).to(p) * 1e-3)
+    vocab = cfg.vocab_size
+    prompts = [[random.Random(i).randrange(3, vocab) for _ in range(args.prompt_len)] for i in range(args.lora_rows)]
+    out: dict = {"lora_students": args.lora_students, "lora_r": args.lora_r, "lora_rows_each": args.lora_rows}
+    new = args.lora_new_tokens
+    for backend in ("hf", "fused"):
+        _generate(copies[0], prompts[:2], 1.0, 4, [0], 0, [torch.Generator(device=device).manual_seed(0)], backend)
+        sync(device)
+        t = time.perf_counter()
+        n_tok = 0
+        for c in copies:
+            seqs, _ = _generate(c, prompts, 1.0, new, [0], 0, [torch.Generator(device=device).manual_seed(0)], backend)
+            n_tok += sum(len(s) for s in seqs)
+        sync(device)
+        out[f"lora_one_at_a_time_tok_s_{backend}"] = round(n_tok / (time.perf_counter() - t), 1)
+    rows = [p for _ in copies for p in prompts]
+    gens = [torch.Generator(device=device).manual_seed(0) for _ in copies]
+    _generate(copies, rows[: 2 * len(copies)], 1.0, 4, [0], 0, gens, "fused", [2] * len(copies))
+    sync(device)
+    t = time.perf_counter()
+    seqs, _ = _generate(copies, rows, 1.0, new, [0], 0, gens, "fused", [len(prompts)] * len(copies))
+    sync(device)
+    out["lora_lockstep_tok_s"] = round(sum(len(s) for s in seqs) / (time.perf_counter() - t), 1)
+    out["lora_lockstep_vs_one_at_a_time_hf"] = round(out["lora_lockstep_tok_s"] / out["lora_one_at_a_time_tok_s_hf"], 2)
+    train_rows = [(p, s, random.Random(i).uniform(-1, 1)) for i, (p, s) in enumerate(zip(prompts, seqs, strict=False))]
+    for c in copies:  # one RLOO update each: gradients and AdamW state exist
+        opt = torch.optim.AdamW([p for p in c.parameters() if p.requires_grad], lr=1e-5)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        policy_update(c, None, opt, sched, train_rows[: args.micro_batch], 0.0, 1.0, args.micro_batch, 0)
+        c.soar_opt = opt  # kept alive, as a student in training keeps it
+    if device.startswith("cuda"):
+        sync(device)
+        per = (torch.cuda.memory_allocated() - before) / len(copies)
+        total = torch.cuda.get_device_properties(device).total_memory
+        out["lora_memory_per_student_gib"] = round(per / 2**30, 3)
+        out["lora_base_gib"] = round(before / 2**30, 2)
+        out["lora_max_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        out["device_memory_gib"] = round(total / 2**30, 1)
+    trainable = sum(p.numel() for p in copies[0].parameters() if p.requires_grad)
+    out["lora_trainable_parameters"] = trainable
+    del model, copies, base
     return out
 
 
@@ -161,6 +229,10 @@ def main() -> None:
     ap.add_argument("--micro-batch", type=int, default=16)
     ap.add_argument("--gradient-checkpointing", action="store_true")
     ap.add_argument("--peak-tflops", type=float, default=None, help="peak bf16 TFLOP/s when not known by name")
+    ap.add_argument("--lora-students", type=int, default=8, help="LoRA copies sharing the device (0 = skip)")
+    ap.add_argument("--lora-r", type=int, default=16)
+    ap.add_argument("--lora-rows", type=int, default=64, help="rows each LoRA copy samples")
+    ap.add_argument("--lora-new-tokens", type=int, default=128)
     ap.add_argument("--outer-steps", type=int, default=3, help="SOAR outer steps on the arithmetic model (0 = skip)")
     ap.add_argument("--soar-sizes", choices=("default", "tiny"), default="default")
     ap.add_argument("--out", default=None, help="also write the JSON here")
@@ -175,6 +247,7 @@ def main() -> None:
         "dtype": str(dtype).removeprefix("torch."),
         "threads": torch.get_num_threads(),
         **throughput(args, device, dtype),
+        **lora_students(args, device, dtype),
         **soar_steps(args, device),
     }
     text = json.dumps(result, indent=1)

@@ -42,7 +42,7 @@ from soar.engine.rloo import RLOOConfig, cycling_batches, phased, train_rloo
 from soar.engine.setup import ModelSetup, Setup
 from soar.jobs.hardset import HardSetConfig, HardSetSettings, make_hard
 from soar.jobs.harness import ARM_NAMES, GridContext, Trained, run_grid, summarize
-from soar.method.loop import SoarConfig, SoarSettings, qr_accuracy, run_soar
+from soar.method.loop import SoarConfig, SoarSettings, check_lockstep, qr_accuracy, run_soar
 from soar.method.run_folder import RunFolder
 from soar.method.teacher import as_problems, write_datasets
 from soar.world import World, make_world
@@ -145,6 +145,7 @@ class RunConfig(Setup):
         at_least(self, 1, "questions", "vendi_samples")
         at_least(self, 2, "vendi_size")
         at_least(self, 0, "test_limit")
+        check_lockstep(self.soar, self.load)
         if len(set(self.teacher_seeds)) != len(self.teacher_seeds):
             raise ValueError(f"teacher_seeds must not repeat a seed, got {list(self.teacher_seeds)}")
         if self.vendi_embedding not in ("ngram", "model"):

@@ -26,14 +26,23 @@ from soar.core.parallel import Workers, in_order
 from soar.core.problems import Problem, load_problems
 from soar.engine.evaluate import correct_counts
 from soar.engine.model import clone_model, frozen, load_policy, load_trainable_state, trainable_state
-from soar.engine.rloo import RLOOConfig, cycling_batches, lr_schedule, policy_update, rloo_advantages, train_rloo
-from soar.engine.sampling import encode_prompts, sample
+from soar.engine.rloo import (
+    RLOOConfig,
+    RLOORun,
+    cycling_batches,
+    lr_schedule,
+    policy_update,
+    rloo_advantages,
+    train_rloo,
+)
+from soar.engine.sampling import encode_prompts, sample, sample_copies
 from soar.engine.setup import Setup
 from soar.method.rewards import dataset_reward, learnability_reward, promotion_decision
 from soar.method.run_folder import RunFolder, RunState
 from soar.method.teacher import TeacherConfig, TeacherSample, as_problems, write_datasets
 from soar.method.tracking import Tracker, check_report_to
 from soar.world import World, make_world
+from soar.world.verifiers import extract_boxed
 
 QR_METRICS = ("greedy", "sampled", "partial", "partial_sampled")
 REWARDS = ("grounded", "intrinsic")
@@ -68,6 +77,10 @@ class SoarSettings:
     """promotion threshold (paper 0.01)"""
     promote: bool = True
     """False = the no-promotion ablation"""
+    lockstep: bool = False
+    """LoRA students: the copies given to one worker train side by side, each RLOO step's sampling and their
+    Q_R scoring in one batch over the shared frozen base (soar.engine.sampling.sample_copies; many students
+    share one GPU); the same R_k as one copy at a time (tested)"""
     promotion_steps: int = 5
     """RLOO steps the promoted student trains on its dataset once more before it becomes the baseline (paper 5;
     the inner loop's settings)"""
@@ -107,32 +120,53 @@ class SoarConfig(SoarSettings, Setup):
         SoarSettings.__post_init__(self)
         if self.reward not in REWARDS:
             raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
+        check_lockstep(self, self.load)
+
+
+def check_lockstep(cfg: SoarSettings, load) -> None:
+    """`lockstep` decodes LoRA copies over one base with the fused decoder: it needs LoRA and that decoder."""
+    if cfg.lockstep and load.lora.r == 0:
+        raise ValueError("soar.lockstep trains LoRA students side by side: set load.lora.r > 0 (or lockstep: false)")
+    if cfg.lockstep and load.sampler == "hf":
+        raise ValueError("soar.lockstep samples its students with the fused decoder: use load.sampler auto or fused")
 
 
 def qr_accuracy(
     model, tokenizer, world: World, problems: list[Problem], cfg: SoarSettings, seed: int, max_new_tokens: int
 ) -> float:
     """Acc(student, Q_R) by `cfg.qr_metric`."""
-    if cfg.qr_metric == "greedy":
-        counts = correct_counts(model, tokenizer, world, problems, 1, 0.0, max_new_tokens, seed)
-        return sum(counts) / len(problems)
-    if cfg.qr_metric in ("partial", "partial_sampled"):
-        if world.partial_credit is None:
-            raise ValueError(f"qr_metric={cfg.qr_metric}: the {world.name} world has no partial credit")
-        greedy = cfg.qr_metric == "partial"
-        out = sample(
-            model,
-            tokenizer,
-            [world.student_prompt(p.question) for p in problems],
-            1 if greedy else cfg.qr_samples,
-            temperature=0.0 if greedy else 1.0,
-            max_new_tokens=max_new_tokens,
-            seed=seed,
-        )
-        credit = [world.partial_credit(p.question, s.text) for p, row in zip(problems, out, strict=True) for s in row]
-        return sum(credit) / len(credit)
-    counts = correct_counts(model, tokenizer, world, problems, cfg.qr_samples, 1.0, max_new_tokens, seed)
-    return sum(counts) / (len(problems) * cfg.qr_samples)
+    return qr_accuracies([model], tokenizer, world, problems, cfg, seed, max_new_tokens)[0]
+
+
+def qr_accuracies(
+    models: list, tokenizer, world: World, problems: list[Problem], cfg: SoarSettings, seed: int, max_new_tokens: int
+) -> list[float]:
+    """Acc(student, Q_R) of each of `models`, each scored with the same seed (LoRA copies over one base are
+    sampled in one batch: soar.engine.sampling.sample_copies)."""
+    if cfg.qr_metric in ("partial", "partial_sampled") and world.partial_credit is None:
+        raise ValueError(f"qr_metric={cfg.qr_metric}: the {world.name} world has no partial credit")
+    greedy = cfg.qr_metric in ("greedy", "partial")
+    k = 1 if greedy else cfg.qr_samples
+    prompts = [world.student_prompt(p.question) for p in problems]
+    kw = {"temperature": 0.0 if greedy else 1.0, "max_new_tokens": max_new_tokens}
+    if len(models) == 1:
+        outs = [sample(models[0], tokenizer, prompts, k, seed=seed, **kw)]
+    else:
+        outs = sample_copies(models, tokenizer, [prompts] * len(models), k, seeds=[seed] * len(models), **kw)
+    accs = []
+    for out in outs:
+        if cfg.qr_metric in ("partial", "partial_sampled"):
+            credit = [
+                world.partial_credit(p.question, s.text) for p, row in zip(problems, out, strict=True) for s in row
+            ]
+        else:
+            credit = [
+                bool(world.is_equal(p.answer, extract_boxed(s.text) or ""))
+                for p, row in zip(problems, out, strict=True)
+                for s in row
+            ]
+        accs.append(sum(credit) / len(credit))
+    return accs
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -205,6 +239,63 @@ def train_copy(ctx: InnerContext, task: CopyTask) -> tuple[float, dict, dict]:
     return acc, trainable_state(student), seconds
 
 
+def train_copies(ctx: InnerContext, tasks: list[CopyTask]) -> list[tuple[float, dict, dict]]:
+    """`train_copy` for LoRA copies side by side (`lockstep`): every RLOO step samples all copies in one
+    batch over their shared base, then each copy takes its own optimizer step; Q_R scores all of them in one
+    batch. Each copy draws what it would alone (the same seeds), so the results are `train_copy`'s."""
+    cfg = ctx.cfg
+    baseline = _baseline(ctx, tasks[0])  # the tasks of one outer step share one baseline
+    students = [clone_model(baseline) for _ in tasks]
+    runs = [
+        RLOORun(
+            student,
+            ctx.tokenizer,
+            ctx.world,
+            cycling_batches(task.problems, cfg.inner.batch_size),
+            cfg.inner,
+            seeds.derive(cfg.seed, task.t, seeds.STUDENT, task.k, task.j),
+        )
+        for student, task in zip(students, tasks, strict=True)
+    ]
+    for step in range(cfg.inner.steps):
+        t0 = time.time()
+        proposals = [run.propose(step) for run in runs]
+        samples = sample_copies(
+            students,
+            ctx.tokenizer,
+            [prompts for prompts, _ in proposals],
+            cfg.inner.group_size,
+            temperature=cfg.inner.temperature,
+            max_new_tokens=cfg.max_new_tokens,
+            seeds=[seed for _, seed in proposals],
+        )
+        share = (time.time() - t0) / len(runs)  # the batch's seconds, split evenly over its copies
+        for run, mine in zip(runs, samples, strict=True):
+            run.learn(step, mine, share)
+    t0 = time.time()
+    qr_seed = seeds.derive(cfg.seed, tasks[0].t, seeds.QR_SCORE)
+    accs = qr_accuracies(students, ctx.tokenizer, ctx.world, tasks[0].qr, cfg, qr_seed, cfg.max_new_tokens)
+    qr_s = (time.time() - t0) / len(tasks)
+    out = []
+    for acc, student, run in zip(accs, students, runs, strict=True):
+        sampling = sum(h["sample_s"] for h in run.history)
+        seconds = {"sample": sampling, "update": sum(h["step_s"] for h in run.history) - sampling, "qr": qr_s}
+        out.append((acc, trainable_state(student), seconds))
+    return out
+
+
+def _copy_results(run: Run, tasks: list[CopyTask]):
+    """(task index, train_copy's result) of every copy task: one task per copy, or with `lockstep` one
+    chunk of consecutive copies per worker, trained side by side."""
+    if not run.cfg.lockstep:
+        yield from run.workers.run(train_copy, tasks)
+        return
+    size = -(-len(tasks) // run.cfg.parallel.workers)
+    chunks = [list(range(s, min(s + size, len(tasks)))) for s in range(0, len(tasks), size)]
+    for c, results in run.workers.run(train_copies, [[tasks[i] for i in chunk] for chunk in chunks]):
+        yield from zip(chunks[c], results, strict=True)
+
+
 def intrinsic_reward(ctx: InnerContext, task: CopyTask) -> DatasetResult:
     """Intrinsic-T: R_k = the learnability of X_k for the baseline student (no inner training)."""
     cfg, n = ctx.cfg, ctx.cfg.intrinsic_samples
@@ -228,7 +319,7 @@ def inner_loop(run: Run, problem_sets: list[list[Problem]], qr: list[Problem], b
     copies: dict[int, dict[int, tuple]] = {k: {} for k in range(len(problem_sets))}
     results: dict[int, DatasetResult] = {}
     best = None  # the first dataset with the largest R_k so far: only its students' states are kept
-    for i, (acc, st, sec) in run.workers.run(train_copy, tasks):
+    for i, (acc, st, sec) in _copy_results(run, tasks):
         k = tasks[i].k
         copies[k][tasks[i].j] = (acc, st, sec)
         if len(copies[k]) < cfg.r:
