@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+import soar.engine.model as model_module
 from soar.engine.model import (
     LoadConfig,
     LoraSettings,
@@ -54,6 +55,21 @@ def test_missing_model_files_are_clear_errors(tmp_path):
         load_policy("pkg:no_such_package_here/model.gguf")
     with pytest.raises(FileNotFoundError, match="no config.json"):
         load_policy(tmp_path)
+
+
+def test_a_missing_model_under_a_local_folder_is_not_looked_up_on_the_hub(tmp_path, monkeypatch):
+    """`runs/m19` (one slash, like a hub name) where ./runs exists: an error at once, not network retries."""
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+
+    def hub(*args, **kwargs):
+        raise AssertionError("looked up on the hub")
+
+    monkeypatch.setattr(model_module.AutoTokenizer, "from_pretrained", hub)
+    with pytest.raises(FileNotFoundError, match="model path runs/m19 does not exist"):
+        load_policy("runs/m19")
+    with pytest.raises(AssertionError, match="hub"):  # a hub-style name with no such local folder still goes there
+        load_policy("someorg/somemodel")
 
 
 def test_lora_students_share_one_frozen_base_and_train_only_adapters(tiny_dir):

@@ -154,6 +154,12 @@ def resolve_model_path(spec: str | Path) -> str:
     return str(Path(found.submodule_search_locations[0]) / rest)
 
 
+def _in_local_folder(path: Path) -> bool:
+    """`runs/m19` where ./runs is a folder: a local path not written yet, not a hub name (which would be
+    looked up on the network, retried for half a minute and fail offline)."""
+    return len(path.parts) > 1 and Path(path.parts[0]).is_dir()
+
+
 def _device_dtype(opts: LoadConfig) -> tuple[str, torch.dtype]:
     device = opts.device
     if device == "auto":
@@ -190,7 +196,7 @@ def load_policy(
         path, kwargs = str(local.parent), {"gguf_file": local.name}
     elif local.exists() and not (local / "config.json").exists():
         raise FileNotFoundError(f"{path}: no config.json here; not a Hugging Face model directory")
-    elif not local.exists() and (path.startswith((".", "/", "~")) or path.count("/") > 1):
+    elif not local.exists() and (path.startswith((".", "/", "~")) or path.count("/") > 1 or _in_local_folder(local)):
         raise FileNotFoundError(f"model path {path} does not exist")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
