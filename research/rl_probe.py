@@ -91,6 +91,11 @@ def inner(model, tok, args, lr: float) -> dict:
         name, _, path = spec.partition("=")
         probs = load_problems(path)
         sources[name] = lambda probs=probs: cycling_batches(probs, args.batch)
+    if args.only:
+        unknown = sorted(set(args.only) - set(sources))
+        if unknown:
+            raise SystemExit(f"--only: no source {', '.join(unknown)}; the sources are {', '.join(sources)}")
+        sources = {k: v for k, v in sources.items() if k in args.only}
     scfg = SoarSettings(qr_metric=args.qr_metric)
     rng = random.Random(args.seed)
     r: dict[str, list[float]] = {k: [] for k in sources}
@@ -128,6 +133,33 @@ def separation(r: dict[str, list[float]], good: str) -> dict[str, dict]:
     return out
 
 
+def merge(paths: list[str], goods: list[str], out: str) -> dict:
+    """One inner result from runs of the same settings split over sources with --only (copy i of every
+    source was trained and scored with the same seeds, so the R values are those of one run)."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    keep = ("only", "sets", "good")
+    if len({json.dumps({k: v for k, v in r["args"].items() if k not in keep}, sort_keys=True) for r in runs}) > 1:
+        raise SystemExit("--merge: the runs differ in more than --only/--sets/--good; their R are not paired")
+    merged = []
+    for parts in zip(*(r["runs"] for r in runs), strict=True):
+        r = {k: v for part in parts for k, v in part["R"].items()}
+        merged.append(
+            {
+                "lr": parts[0]["lr"],
+                "R": r,
+                "mean_R": {k: round(statistics.mean(v), 4) for k, v in r.items()},
+                "sd_R": {k: round(statistics.stdev(v), 4) if len(v) > 1 else 0.0 for k, v in r.items()},
+                "separation": {g: separation(r, g) for g in goods},
+            }
+        )
+    result = {"mode": "inner", "merged": paths, "args": runs[0]["args"], "runs": merged}
+    text = json.dumps(result, indent=1)
+    if out:
+        Path(out).write_text(text)
+    print(text)
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--mode", choices=("curve", "inner"), default="curve")
@@ -151,7 +183,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="")
     p.add_argument("--good", default="", help="inner: sources whose separation from every other source is printed")
+    p.add_argument("--only", default="", help="inner: run only these sources (comma-separated), e.g. to split a probe")
+    p.add_argument("--merge", nargs="+", default=[], help="inner: join the R of runs split with --only (same seed)")
     args = p.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, [g for g in args.good.split(",") if g], args.out)
+    args.only = tuple(s for s in args.only.split(",") if s)
     args.stones = tuple(s for s in args.stones.split(",") if s)
     args.easy = tuple(s for s in args.easy.split(",") if s)
     args.sets = tuple(s for s in args.sets.split(",") if s)

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from conftest import load_probe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,3 +69,17 @@ def test_separation_pairs_copies_and_counts_sds():
     # paired differences .03, .01, .03: mean .0233, SD .0115, 2.02 SDs, good higher in all three copies
     assert sep["easy"] == {"diff": 0.0233, "sd": 0.0115, "higher": 3, "sds": 2.02}
     assert sep["same"]["sds"] is None and sep["same"]["higher"] == 0  # no spread: no SD to count in
+
+
+def test_a_probe_split_with_only_merges_into_the_unsplit_run(tmp_path):
+    common = ["--mode", "inner", "--lrs", "2e-4", "--steps", "1", "--copies", "2", "--batch", "2", "--group", "2",
+              "--qr-size", "4", "--threads", "1"]  # fmt: skip
+    whole = _probe().main(common)["runs"][0]["R"]
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    _probe().main([*common, "--only", "easy", "--out", str(a)])
+    _probe().main([*common, "--only", "stones,hard", "--out", str(b)])
+    merged = _probe().main(["--merge", str(a), str(b), "--good", "stones"])["runs"][0]
+    assert merged["R"] == whole
+    assert set(merged["separation"]["stones"]) == {"easy", "hard"}
+    with pytest.raises(SystemExit, match="the sources are stones, easy, hard"):
+        _probe().main([*common, "--only", "nope"])
