@@ -145,41 +145,30 @@ class _Lora:
 
 
 class _Layer:
-    """The products of one decoder layer for C copies over one base: the base's q/k/v (and gate/up) weights
-    concatenated into one product each, and each copy's LoRA deltas."""
+    """The projections of one decoder layer for C copies over one base: the base's weights (read in place,
+    so a decoder follows a model in training) and each copy's LoRA adapters, where it has them."""
 
     def __init__(self, layers: list) -> None:
+        def module(layer, n):
+            return getattr(layer.self_attn if n in _ATTENTION else layer.mlp, n)
+
         first = layers[0]
+        self.weight = {n: _base_weight(module(first, n)) for n in _ATTENTION + _MLP}
         for layer in layers[1:]:
-            for n in _ATTENTION + _MLP:
-                mine = _base_weight(getattr(layer.self_attn if n in _ATTENTION else layer.mlp, n))
-                if (
-                    mine.data_ptr()
-                    != _base_weight(getattr(first.self_attn if n in _ATTENTION else first.mlp, n)).data_ptr()
-                ):
-                    raise ValueError("LoRA copies decoded in one batch must share one frozen base model")
-        att, mlp = first.self_attn, first.mlp
-        self.qkv = torch.cat([_base_weight(getattr(att, n)) for n in _ATTENTION[:3]])
-        self.split = [_base_weight(getattr(att, n)).shape[0] for n in _ATTENTION[:3]]
-        self.o = _base_weight(att.o_proj)
-        self.gate_up = torch.cat([_base_weight(mlp.gate_proj), _base_weight(mlp.up_proj)])
-        self.down = _base_weight(mlp.down_proj)
+            if any(_base_weight(module(layer, n)).data_ptr() != w.data_ptr() for n, w in self.weight.items()):
+                raise ValueError("LoRA copies decoded in one batch must share one frozen base model")
         self.lora: dict[str, _Lora] = {}
         for n in _ATTENTION + _MLP:
-            mods = [getattr(layer.self_attn if n in _ATTENTION else layer.mlp, n) for layer in layers]
+            mods = [module(layer, n) for layer in layers]
             if any(hasattr(m, "lora_A") for m in mods):
                 self.lora[n] = _Lora(mods)
 
-    def project(self, h: torch.Tensor, names: tuple[str, ...], segments) -> list[torch.Tensor]:
-        """The outputs of the projections `names` (q/k/v, gate/up, o or down) of `h`."""
-        weight = {("q_proj", "k_proj", "v_proj"): self.qkv, ("gate_proj", "up_proj"): self.gate_up}.get(names)
-        if weight is None:
-            weight = self.o if names == ("o_proj",) else self.down
-        outs = list(F.linear(h, weight).split(self.split if len(names) == 3 else weight.shape[0] // len(names), -1))
-        for i, n in enumerate(names):
-            if n in self.lora:
-                outs[i] = outs[i] + self.lora[n].delta(h, segments).to(outs[i].dtype)
-        return outs
+    def project(self, h: torch.Tensor, name: str, segments) -> torch.Tensor:
+        """Projection `name` of `h`: the base product for every row, plus each copy's LoRA delta on its rows."""
+        out = F.linear(h, self.weight[name])
+        if name in self.lora:
+            out = out + self.lora[name].delta(h, segments).to(out.dtype)
+        return out
 
 
 def _rms(x: torch.Tensor, norm) -> torch.Tensor:
@@ -315,10 +304,9 @@ class LlamaDecoder:
         for i, (layer, proj) in enumerate(zip(inner.layers, self.layers, strict=True)):
             att = layer.self_attn
             h = _rms(x, layer.input_layernorm)
-            q, k, v = proj.project(h, _ATTENTION[:3], segments)
-            q = q.view(B, T, self.heads, self.head_dim).transpose(1, 2)
-            k = k.view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
-            v = v.view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
+            q = proj.project(h, "q_proj", segments).view(B, T, self.heads, self.head_dim).transpose(1, 2)
+            k = proj.project(h, "k_proj", segments).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
+            v = proj.project(h, "v_proj", segments).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
             q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
             gqa = self.kv_heads != self.heads
             if prefill is not None:
@@ -341,12 +329,10 @@ class LlamaDecoder:
                     o = F.scaled_dot_product_attention(
                         q, keys, values, attn_mask=allowed, scale=att.scaling, enable_gqa=gqa
                     )
-            (o,) = proj.project(o.transpose(1, 2).reshape(B, T, -1), ("o_proj",), segments)
-            x = x + o
+            x = x + proj.project(o.transpose(1, 2).reshape(B, T, -1), "o_proj", segments)
             h = _rms(x, layer.post_attention_layernorm)
-            gate, up = proj.project(h, _MLP[:2], segments)
-            (down,) = proj.project(F.silu(gate) * up, ("down_proj",), segments)
-            x = x + down
+            gated = F.silu(proj.project(h, "gate_proj", segments)) * proj.project(h, "up_proj", segments)
+            x = x + proj.project(gated, "down_proj", segments)
         if prefill is None:
             self.length += 1
         x = _rms(x[:, -1], inner.norm)
