@@ -136,35 +136,17 @@ def sample(
 
     Rows are batched `batch_size` at a time; `seed` makes the draw reproducible on one device. `backend`
     (soar.engine.decode.BACKENDS) defaults to the model's `load.sampler` setting."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    was_training = model.training
-    model.eval()
-    gen = None
-    if seed is not None:  # on the model's device: no logits copy to the CPU per token on a GPU
-        gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
-    enc = encode_prompts(tokenizer, prompts)
-    rows = [p for p in enc for _ in range(k)]
-    eos = stop_ids(model, tokenizer)
-    backend = backend or getattr(model, "soar_sampler", "auto")
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
-    all_seqs: list[list[int]] = []
-    all_fin: list[bool] = []
-    # Sort by prompt length so each batch pads little; restore order afterwards.
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-    for s in range(0, len(order), batch_size):
-        idx = order[s : s + batch_size]
-        with compute_precision(model):
-            seqs, fin = _generate(model, [rows[i] for i in idx], temperature, max_new_tokens, eos, pad, [gen], backend)
-        all_seqs.extend(seqs)
-        all_fin.extend(fin)
-    by_row: list[Sample | None] = [None] * len(rows)
-    for j, i in enumerate(order):
-        text = tokenizer.decode(all_seqs[j], skip_special_tokens=True)
-        by_row[i] = Sample(text, all_seqs[j], all_fin[j])
-    if was_training:
-        model.train()
-    return [[by_row[p * k + j] for j in range(k)] for p in range(len(prompts))]  # type: ignore[misc]
+    return sample_copies(
+        [model],
+        tokenizer,
+        [prompts],
+        k,
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        seeds=[seed],
+        batch_size=batch_size,
+        backend=backend,
+    )[0]
 
 
 def sample_copies(
@@ -175,16 +157,18 @@ def sample_copies(
     *,
     temperature: float = 1.0,
     max_new_tokens: int = 128,
-    seeds: list[int],
+    seeds: list[int | None],
     batch_size: int = 256,
     max_rows: int = 2048,
+    backend: str | None = None,
 ) -> list[list[list[Sample]]]:
     """`sample` for C LoRA copies over one frozen base at once (the inner loop's students in lockstep):
     copy c writes k completions for each of `prompts[c]` with seed `seeds[c]`. Returns [copy][prompt][k].
 
     Each copy gets the draws `sample(models[c], tokenizer, prompts[c], k, seed=seeds[c], batch_size=...)`
     would give (tested), but each forward runs the base once for the rows of many copies (the `fused`
-    decoder, each copy's adapters on its own rows), at most `max_rows` rows at a time."""
+    decoder, each copy's adapters on its own rows), at most `max_rows` rows at a time. A seed of None draws
+    from torch's global generator; `backend` (one copy alone) defaults to the model's `load.sampler`."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     if not len(models) == len(prompts) == len(seeds):
@@ -196,8 +180,9 @@ def sample_copies(
     eos = stop_ids(models[0], tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
     rows = [[p for p in encode_prompts(tokenizer, ps) for _ in range(k)] for ps in prompts]
-    gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
-    # Each copy's rows sorted by length and cut into batches as `sample` cuts them (the same draws).
+    # on the model's device: no logits copy to the CPU per token on a GPU
+    gens = [None if s is None else torch.Generator(device=device).manual_seed(s) for s in seeds]
+    # Each copy's rows sorted by length (each batch pads little) and cut into batches of batch_size.
     chunks = []
     for r in rows:
         order = sorted(range(len(r)), key=lambda i: len(r[i]))
@@ -217,11 +202,12 @@ def sample_copies(
         for b in range(max(len(chunks[c]) for c in wave)):
             part = [c for c in wave if b < len(chunks[c])]
             batch = [rows[c][i] for c in part for i in chunks[c][b]]
-            backend = "fused" if len(part) > 1 else getattr(models[part[0]], "soar_sampler", "auto")
+            alone = backend or getattr(models[part[0]], "soar_sampler", "auto")
+            chosen = "fused" if len(part) > 1 else alone
             with compute_precision(models[0]):
                 out, fin = _generate(
                     [models[c] for c in part], batch, temperature, max_new_tokens, eos, pad,
-                    [gens[c] for c in part], backend, [len(chunks[c][b]) for c in part],
+                    [gens[c] for c in part], chosen, [len(chunks[c][b]) for c in part],
                 )  # fmt: skip
             at = 0
             for c in part:
