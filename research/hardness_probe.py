@@ -30,7 +30,6 @@ from soar.engine.sampling import sample
 from soar.jobs.hardset import solution_logprobs, success_estimates
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import apply_op, parse_question, values, written_values
-from soar.world.verifiers import extract_boxed
 
 
 def scratchpad_counts(question: str, completion: str) -> Counter:
@@ -57,7 +56,7 @@ def probe(model, tok, path: str, n: int, k: int, seed: int) -> dict:
     pad: Counter = Counter()
     for p, r in zip(problems, rows, strict=True):
         for s in r:
-            hits += bool(ARITHMETIC.is_equal(p.answer, extract_boxed(s.text) or ""))
+            hits += ARITHMETIC.solves(p.answer, s.text)
             pad += scratchpad_counts(p.question, s.text)
     est, _ = success_estimates(model, tok, ARITHMETIC, problems, k, seed + 1)
     bound = solution_logprobs(model, tok, ARITHMETIC, problems)

@@ -131,7 +131,7 @@ def care(model, tok, n: int, k: int, seed: int) -> dict:
         for p, row in zip(probs, rows, strict=True):
             i = hard_index(p.meta["runs"])
             for s in row:
-                hits += ARITHMETIC.is_equal(p.answer, extract_boxed(s.text) or "")
+                hits += ARITHMETIC.solves(p.answer, s.text)
                 c = care_outcome(p.question, s.text, i)
                 if c is not None:
                     seen, ok = seen + 1, ok + c

@@ -108,3 +108,11 @@ def test_sampler_setting_is_checked():
         LoadConfig(sampler="vllm")
     with pytest.raises(ValueError, match="auto, hf, fused"):
         decoder(_gqa_llama(), 1, 4, "fast")
+
+
+def test_row_spans_of_copies():
+    from soar.engine.decode import row_spans
+
+    assert row_spans([3, 0, 2]) == [(0, 3), (3, 3), (3, 5)]
+    assert row_spans([4]) == [(0, 4)]
+    assert row_spans([]) == []

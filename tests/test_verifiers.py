@@ -52,3 +52,20 @@ def test_unscorable_is_none():
 def test_shaping_is_configurable():
     custom = RewardShaping(correct=120, contains=20, boxed=10, no_box=0)
     assert shaped_reward("\\boxed{5}", "5", is_equal, custom) == 120
+
+
+@pytest.mark.parametrize(
+    "completion,gold,expected",
+    [
+        ("12345 +11111=23456 \\boxed{23456}", "23456", True),
+        ("\\boxed{123456}", "23456", False),  # contains the reference, but is not it
+        ("\\boxed{23456", "23456", False),  # unclosed box
+        ("23456", "23456", False),  # no box
+        ("\\boxed{1} \\boxed{23456}", "23456", True),  # the last box counts
+        ("\\boxed{23456}", None, False),  # unscorable reference: not solved
+    ],
+)
+def test_world_solves(completion, gold, expected):
+    from soar.world import ARITHMETIC
+
+    assert ARITHMETIC.solves(gold, completion) is expected

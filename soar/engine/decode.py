@@ -69,6 +69,14 @@ def decoder(model, batch: int, capacity: int, backend: str = "auto", copy_of_row
     return HFDecoder(model)
 
 
+def row_spans(counts: list[int]) -> list[tuple[int, int]]:
+    """(first row, end) of each copy in a batch whose copies own `counts` consecutive rows, in order."""
+    bounds = [0]
+    for c in counts:
+        bounds.append(bounds[-1] + c)
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
 def _llama(model):
     """The LlamaForCausalLM inside `model` (a PEFT model wraps it twice), or None."""
     inner = model.base_model.model if hasattr(model, "peft_config") else model
@@ -229,11 +237,7 @@ class LlamaDecoder:
 
     def _segments(self, copy_of: torch.Tensor) -> list[tuple[int, int]]:
         """(start, stop) of each copy's rows in a forward whose rows belong to copies `copy_of`."""
-        counts = torch.bincount(copy_of, minlength=self.copies).tolist()
-        bounds = [0]
-        for c in counts:
-            bounds.append(bounds[-1] + c)
-        return list(zip(bounds[:-1], bounds[1:], strict=True))
+        return row_spans(torch.bincount(copy_of, minlength=self.copies).tolist())
 
     def prefill(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Logits of the last position of each row; `mask` is 1 on prompt tokens, 0 on left padding."""

@@ -67,12 +67,7 @@ def correct_counts(
         seed=seed,
         batch_size=batch_size,
     )
-    from soar.world.verifiers import extract_boxed
-
-    return [
-        sum(bool(world.is_equal(p.answer, extract_boxed(s.text) or "")) for s in row)
-        for p, row in zip(problems, out, strict=True)
-    ]
+    return [sum(world.solves(p.answer, s.text) for s in row) for p, row in zip(problems, out, strict=True)]
 
 
 def greedy_correct(

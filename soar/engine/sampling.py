@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from soar.engine.decode import decoder
+from soar.engine.decode import decoder, row_spans
 from soar.engine.model import compute_precision
 
 
@@ -81,8 +81,7 @@ def _generate(
     ids, mask = ids.to(device), mask.to(device)
     B = ids.shape[0]
     copy_rows = copy_rows or [B]
-    bounds = [sum(copy_rows[:c]) for c in range(len(copy_rows) + 1)]
-    spans = list(zip(bounds[:-1], bounds[1:], strict=True))  # (first row, end) of each copy
+    spans = row_spans(copy_rows)
     copy_of_row = (
         torch.repeat_interleave(torch.arange(len(copy_rows)), torch.tensor(copy_rows)) if len(models) > 1 else None
     )

@@ -205,7 +205,6 @@ def success_estimates(
 
     from soar.engine.rloo import token_logprobs
     from soar.engine.sampling import encode_prompts, sample
-    from soar.world.verifiers import extract_boxed
 
     if world.final_split is None:
         raise ValueError(f"the {world.name} world cannot split a completion at its final answer (arithmetic can)")
@@ -217,7 +216,7 @@ def success_estimates(
         prompts = [world.student_prompt(p.question) for p in part]
         outs = sample(model, tokenizer, prompts, k, max_new_tokens=max_new_tokens, seed=rng.randrange(2**31))
         for p, prompt, row in zip(part, prompts, outs, strict=True):
-            hits.append(sum(bool(world.is_equal(p.answer, extract_boxed(s.text) or "")) for s in row))
+            hits.append(sum(world.solves(p.answer, s.text) for s in row))
             splits = [world.final_split(s.text, p.answer) for s in row]
             pre = [x for x in splits if x is not None]
             if not pre:

@@ -42,7 +42,6 @@ from soar.method.run_folder import RunFolder, RunState
 from soar.method.teacher import TeacherConfig, TeacherSample, as_problems, write_datasets
 from soar.method.tracking import Tracker, check_report_to
 from soar.world import World, make_world
-from soar.world.verifiers import extract_boxed
 
 QR_METRICS = ("greedy", "sampled", "partial", "partial_sampled")
 REWARDS = ("grounded", "intrinsic")
@@ -160,11 +159,7 @@ def qr_accuracies(
                 world.partial_credit(p.question, s.text) for p, row in zip(problems, out, strict=True) for s in row
             ]
         else:
-            credit = [
-                bool(world.is_equal(p.answer, extract_boxed(s.text) or ""))
-                for p, row in zip(problems, out, strict=True)
-                for s in row
-            ]
+            credit = [world.solves(p.answer, s.text) for p, row in zip(problems, out, strict=True) for s in row]
         accs.append(sum(credit) / len(credit))
     return accs
 

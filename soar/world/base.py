@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from soar.world.verifiers import extract_boxed
+
 DATE_STRING = "26 Jul 2024"
 """the date written into chat templates that print one (Llama 3's default): the same prompt on every day"""
 
@@ -52,6 +54,10 @@ class World:
     def in_grammar(self, question: str) -> bool:
         """Is `question` one the world can read (arithmetic: its expression grammar; other worlds: always)?"""
         return self.true_answer is None or self.true_answer(question) is not None
+
+    def solves(self, answer: str, completion: str) -> bool:
+        """Does `completion` box an answer equal to the reference `answer` (the one test of a student sample)?"""
+        return bool(self.is_equal(answer, extract_boxed(completion) or ""))
 
     def answer_parses(self, answer: str) -> bool:
         """Does the verifier read `answer` (`parses`, or else: the answer equals itself)?"""
