@@ -4,7 +4,8 @@ For a model folder, on fresh problems of the arithmetic world (student prompt, t
 (a) teacher accuracy: the model's own answer (one sample, as the two-turn teacher answers: rl_probe's
     `self_answered`) on `--stones` mix level-1 problems whose hard step has look-ahead 2;
 (b) on the stones whose own answer is wrong (and parses), `--k-students` student samples each: the share
-    that reproduce the wrong answer and the share that give the right one; the wrong answers are also
+    that reproduce the wrong answer and the share that give the right one (their ratio with a 95% bootstrap
+    interval over stones: is it at least 2?); the wrong answers are also
     sorted by kind (`slip_kind`: one designed diverse slip at the hard step, or any other error);
 (c) care by look-ahead L = 2, 3, 4: among samples whose value before the hard step of a level-1 problem is
     right, the share that write the hard step right;
@@ -86,6 +87,24 @@ def share(num: int, den: int) -> float | None:
     return round(num / den, 4) if den else None
 
 
+def ratio_interval(counts: list[tuple[int, int]], draws: int = 2000, seed: int = 0) -> tuple[float, float] | None:
+    """95% bootstrap interval of sum(right) / sum(reproduce) over stones; `counts`: per wrongly answered stone,
+    (student samples reproducing its wrong answer, samples right). Stones are resampled, not samples: the
+    samples of one stone share its question. None when a resample can have no reproduction at all."""
+    if not counts or sum(r for r, _ in counts) == 0:
+        return None
+    rng = random.Random(seed)
+    ratios = []
+    for _ in range(draws):
+        pick = [counts[rng.randrange(len(counts))] for _ in counts]
+        repro = sum(r for r, _ in pick)
+        if repro == 0:
+            return None
+        ratios.append(sum(g for _, g in pick) / repro)
+    ratios.sort()
+    return round(ratios[int(0.025 * draws)], 2), round(ratios[int(0.975 * draws) - 1], 2)
+
+
 def teacher_and_students(model, tok, n: int, k: int, seed: int) -> dict:
     rng = random.Random(seed)
     stones = [make_problem("mix", 1, rng, min_run=2, max_run=2) for _ in range(n)]
@@ -98,10 +117,12 @@ def teacher_and_students(model, tok, n: int, k: int, seed: int) -> dict:
     rows = sample(model, tok, prompts, k, max_new_tokens=64, seed=seed + 2)
     by_kind: dict[str, list[int]] = {}  # kind -> [stones, samples reproducing, samples right]
     repro = good = 0
+    per_stone = []
     for (p, a), row in zip(wrong, rows, strict=True):
         ans = [parse_int(extract_boxed(s.text)) for s in row]
         r, g = sum(x == a for x in ans), sum(x == int(p.answer) for x in ans)
         repro, good = repro + r, good + g
+        per_stone.append((r, g))
         c = by_kind.setdefault(slip_kind(p.question, a, hard_index(p.meta["runs"])), [0, 0, 0])
         c[0], c[1], c[2] = c[0] + 1, c[1] + r, c[2] + g
     total = len(wrong) * k
@@ -113,6 +134,7 @@ def teacher_and_students(model, tok, n: int, k: int, seed: int) -> dict:
         "students_reproduce_wrong": share(repro, total),
         "students_right": share(good, total),
         "right_over_reproduce": round(good / repro, 2) if repro else None,
+        "right_over_reproduce_95ci": ratio_interval(per_stone, seed=seed),
         "by_wrong_kind": {
             kind: {"stones": c[0], "reproduce": share(c[1], c[0] * k), "right": share(c[2], c[0] * k)}
             for kind, c in sorted(by_kind.items())

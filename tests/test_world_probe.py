@@ -47,6 +47,15 @@ def test_slip_kind_tells_a_designed_slip_from_other_errors():
         probe.hard_index([0, 2, 3, 0, 1])
 
 
+def test_ratio_interval_resamples_stones():
+    interval = _probe().ratio_interval
+    assert interval([(2, 4)] * 10) == (2.0, 2.0)  # every stone alike: no spread
+    lo, hi = interval([(1, 1), (1, 5), (2, 2), (1, 3)] * 5)  # point estimate 11 / 5 = 2.2
+    assert lo < 2.2 < hi and lo >= 1.0 and hi <= 5.0
+    assert interval([(0, 3), (0, 1)]) is None  # never reproduced: no ratio
+    assert interval([(1, 3), (0, 1)], draws=200) is None  # a resample without reproductions
+
+
 def test_world_probe_and_probe_sets_run_end_to_end_on_a_tiny_model(tiny_dir, tmp_path):
     import json
 
