@@ -15,6 +15,11 @@
     python research/rl_probe.py --mode inner --lrs 2e-4,1e-5 --steps 10 --copies 3
     python research/rl_probe.py --mode inner --lrs 5e-5 --steps 10 --dataset-size 16 \
         --sets base_t=runs/demo/questions/base_t.jsonl
+    python research/rl_probe.py --mode inner --workers 2 ...   # the sources split over 2 processes, then joined
+
+`--workers N` runs the sources in N processes (each `--only` a share of them, one torch thread by default)
+and joins them with `--merge`: the same R values as one process (each copy's seeds do not depend on which
+sources run beside it).
 
 Prints one JSON object (also written to --out). Figures measured with it are in docs/world-design.md.
 """
@@ -25,7 +30,9 @@ import argparse
 import json
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -160,6 +167,48 @@ def merge(paths: list[str], goods: list[str], out: str) -> dict:
     return result
 
 
+def _without(argv: list[str], options: tuple[str, ...]) -> list[str]:
+    """argv less the given options and their values (`--x v` or `--x=v`)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in options:
+            skip = True
+        elif not a.startswith(tuple(o + "=" for o in options)):
+            out.append(a)
+    return out
+
+
+def source_names(args) -> list[str]:
+    """The inner probe's sources, in the order it trains them (without loading anything)."""
+    names = ["stones", "easy", "hard"]
+    if args.dataset_size:
+        names += ["stones_fixed", "stones_selfanswered"]
+    names += [spec.partition("=")[0] for spec in args.sets]
+    return [n for n in names if not args.only or n in args.only]
+
+
+def split_run(argv: list[str], args) -> dict:
+    """`--workers N`: the sources dealt round-robin to N processes of this script (`--only`), then merged."""
+    names = source_names(args)
+    shares = [names[i :: args.workers] for i in range(min(args.workers, len(names)))]
+    with tempfile.TemporaryDirectory() as d:
+        outs = [str(Path(d) / f"part{i}.json") for i in range(len(shares))]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, __file__, *argv, "--workers", "1", "--threads", str(args.threads)]
+                + ["--only", ",".join(share), "--out", out],
+                stdout=subprocess.DEVNULL,
+            )
+            for share, out in zip(shares, outs, strict=True)
+        ]
+        failed = [p.args for p in procs if p.wait() != 0]
+        if failed:
+            raise SystemExit(f"--workers: {len(failed)} of {len(procs)} processes failed (their errors are above)")
+        return merge(outs, [g for g in args.good.split(",") if g], args.out)
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--mode", choices=("curve", "inner"), default="curve")
@@ -180,18 +229,26 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--qr-size", type=int, default=64)
     p.add_argument("--qr-metric", default="partial_sampled", choices=QR_METRICS)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="torch threads (per process with --workers; default 1)")
+    p.add_argument("--workers", type=int, default=1, help="inner: processes that share the sources")
     p.add_argument("--out", default="")
     p.add_argument("--good", default="", help="inner: sources whose separation from every other source is printed")
     p.add_argument("--only", default="", help="inner: run only these sources (comma-separated), e.g. to split a probe")
     p.add_argument("--merge", nargs="+", default=[], help="inner: join the R of runs split with --only (same seed)")
-    args = p.parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = p.parse_args(raw)
     if args.merge:
         return merge(args.merge, [g for g in args.good.split(",") if g], args.out)
     args.only = tuple(s for s in args.only.split(",") if s)
     args.stones = tuple(s for s in args.stones.split(",") if s)
     args.easy = tuple(s for s in args.easy.split(",") if s)
     args.sets = tuple(s for s in args.sets.split(",") if s)
+    if args.workers > 1:
+        if args.mode != "inner":
+            raise SystemExit("--workers splits the inner probe's sources; the curve probe runs in one process")
+        if "--threads" not in raw:
+            args.threads = 1
+        return split_run(_without(raw, ("--workers", "--threads", "--only", "--out", "--good")), args)
     torch.set_num_threads(args.threads)
     model, tok = load_policy(args.model)
     probe = curve if args.mode == "curve" else inner

@@ -83,3 +83,21 @@ def test_a_probe_split_with_only_merges_into_the_unsplit_run(tmp_path):
     assert set(merged["separation"]["stones"]) == {"easy", "hard"}
     with pytest.raises(SystemExit, match="the sources are stones, easy, hard"):
         _probe().main([*common, "--only", "nope"])
+
+
+def test_workers_split_the_sources_over_processes_and_give_the_one_process_result(tmp_path):
+    common = ["--mode", "inner", "--lrs", "2e-4", "--steps", "1", "--copies", "2", "--batch", "2", "--group", "2",
+              "--qr-size", "4", "--threads", "1"]  # fmt: skip
+    whole = _probe().main(common)["runs"][0]["R"]
+    out = tmp_path / "split.json"
+    split = _probe().main([*common, "--workers", "2", "--good", "stones", "--out", str(out)])
+    assert split["runs"][0]["R"] == whole  # stones + hard in one process, easy in the other
+    assert set(split["runs"][0]["separation"]["stones"]) == {"easy", "hard"}
+    assert out.exists()
+    with pytest.raises(SystemExit, match="curve probe runs in one process"):
+        _probe().main(["--workers", "2"])
+
+
+def test_without_drops_options_and_their_values():
+    drop = _probe()._without
+    assert drop(["--a", "1", "--only", "x", "--b", "--out=o.json"], ("--only", "--out")) == ["--a", "1", "--b"]
