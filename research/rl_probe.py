@@ -36,6 +36,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from soar.core.problems import Problem, load_problems
 from soar.engine.evaluate import own_answers
@@ -106,6 +107,7 @@ def inner(model, tok, args, lr: float) -> dict:
     scfg = SoarSettings(qr_metric=args.qr_metric)
     rng = random.Random(args.seed)
     r: dict[str, list[float]] = {k: [] for k in sources}
+    bar = tqdm(total=args.copies * len(sources), desc=f"inner lr={lr:g}", unit="student", dynamic_ncols=True)
     for copy in range(args.copies):
         qr = rng.sample(train, min(args.qr_size, len(train)))
         base_acc = qr_accuracy(model, tok, ARITHMETIC, qr, scfg, copy, MAX_NEW_TOKENS)
@@ -113,6 +115,9 @@ def inner(model, tok, args, lr: float) -> dict:
             student = clone_model(model)
             train_rloo(student, tok, ARITHMETIC, make(), rloo_config(args, lr), args.seed + 100 + copy, MAX_NEW_TOKENS)
             r[name].append(round(qr_accuracy(student, tok, ARITHMETIC, qr, scfg, copy, MAX_NEW_TOKENS) - base_acc, 4))
+            bar.set_postfix(copy=copy, source=name, R=r[name][-1])
+            bar.update()
+    bar.close()
     return {
         "lr": lr,
         "R": r,

@@ -6,7 +6,9 @@ For a model folder, on fresh problems of the arithmetic world (student prompt, t
 (b) on the stones whose own answer is wrong (and parses), `--k-students` student samples each: the share
     that reproduce the wrong answer and the share that give the right one (their ratio with a 95% bootstrap
     interval over stones: is it at least 2?); the wrong answers are also
-    sorted by kind (`slip_kind`: one designed diverse slip at the hard step, or any other error);
+    sorted by kind (`slip_kind`: one designed diverse slip at the hard step, or any other error), and where
+    each wrong answer's first wrong value is (`first_error`: before, at or after the hard step, and how it
+    differs from the truth);
 (c) care by look-ahead L = 2, 3, 4: among samples whose value before the hard step of a level-1 problem is
     right, the share that write the hard step right;
 (d) the mean and median Rao-Blackwellised success estimate (`soar.jobs.hardset.success_estimates`) on level-5
@@ -25,6 +27,7 @@ import math
 import random
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -83,6 +86,30 @@ def slip_kind(question: str, answer: int, i: int) -> str:
     return "designed" if delta in {d * 10 ** min(start, 3) for d in range(1, 10)} else "other"
 
 
+def first_error(question: str, completion: str, i: int) -> tuple[str, str] | None:
+    """Where a level-1 completion first writes a wrong register value, relative to its hard step i: ("before" |
+    "hard" | "after", how that value differs from the truth: "designed" for a designed slip at the hard step,
+    else "+10^(start+j)" / "-10^(start+j)" for a single power of ten, j counted from the bottom column of the
+    hard step's look-ahead run, else "other"). None when every value written is right."""
+    parsed, true = parse_question(question), values(question)
+    if parsed is None or true is None:
+        return None
+    written = written_values(completion)
+    j = next((j for j, (w, t) in enumerate(zip(written, true[1:], strict=False)) if w != t), None)
+    if j is None:
+        return None
+    where = "hard" if j == i else ("before" if j < i else "after")
+    _, start = _longest_run(true[i], *parsed[1][i])
+    delta = (written[j] - true[j + 1]) % MOD
+    if where == "hard" and delta in {d * 10 ** min(start, 3) for d in range(1, 10)}:
+        return where, "designed"
+    label = "other"
+    for sign, d in (("+", delta), ("-", (MOD - delta) % MOD)):
+        if d and 10 ** round(math.log10(d)) == d:
+            label = f"{sign}10^(start{round(math.log10(d)) - start:+d})"
+    return where, label
+
+
 def share(num: int, den: int) -> float | None:
     return round(num / den, 4) if den else None
 
@@ -115,6 +142,11 @@ def teacher_and_students(model, tok, n: int, k: int, seed: int) -> dict:
     wrong = [(p, a) for p, a, r in zip(stones, own, right, strict=True) if not r and a is not None]
     prompts = [ARITHMETIC.student_prompt(p.question) for p, _ in wrong]
     rows = sample(model, tok, prompts, k, max_new_tokens=64, seed=seed + 2)
+    errors = Counter(
+        first_error(p.question, o[0].text, hard_index(p.meta["runs"]))
+        for p, o, r in zip(stones, outs, right, strict=True)
+        if not r
+    )
     by_kind: dict[str, list[int]] = {}  # kind -> [stones, samples reproducing, samples right]
     repro = good = 0
     per_stone = []
@@ -139,6 +171,10 @@ def teacher_and_students(model, tok, n: int, k: int, seed: int) -> dict:
             kind: {"stones": c[0], "reproduce": share(c[1], c[0] * k), "right": share(c[2], c[0] * k)}
             for kind, c in sorted(by_kind.items())
         },
+        "first_error": {
+            where: sum(c for e, c in errors.items() if e and e[0] == where) for where in ("before", "hard", "after")
+        },
+        "first_error_top": [f"{e[0]} {e[1]}: {c}" for e, c in errors.most_common() if e][:8],
     }
 
 

@@ -47,6 +47,33 @@ def test_slip_kind_tells_a_designed_slip_from_other_errors():
         probe.hard_index([0, 2, 3, 0, 1])
 
 
+def test_first_error_says_where_and_how_a_chain_first_goes_wrong():
+    probe = _probe()
+    import random
+
+    from soar.world.arithmetic import _longest_run, diverse_slip_op, fmt, make_problem, parse_question, values
+
+    p = make_problem("mix", 1, random.Random(3), min_run=2, max_run=2)
+    i = probe.hard_index(p.meta["runs"])
+    v, (_, ops) = values(p.question), parse_question(p.question)
+    _, start = _longest_run(v[i], *ops[i])
+
+    def chain(j, value):  # the true chain up to step j, whose value is replaced
+        return " =".join([fmt(v[0])] + [fmt(x) for x in v[1 : j + 1]] + [fmt(value % 10**5)])
+
+    assert probe.first_error(p.question, chain(len(v) - 2, v[-1]), i) is None  # every value right
+    slipped = diverse_slip_op(v[i], *ops[i], 3)
+    assert probe.first_error(p.question, chain(i, slipped), i) == ("hard", "designed")
+    top = v[i + 1] + 10 ** (start + 2)  # an extra carry two columns above the run's bottom
+    assert probe.first_error(p.question, chain(i, top), i) == ("hard", f"+10^(start+{2})")
+    assert probe.first_error(p.question, chain(i, v[i + 1] - 10 ** (start + 1)), i) == ("hard", "-10^(start+1)")
+    assert probe.first_error(p.question, chain(i, v[i + 1] + 37), i) == ("hard", "other")
+    if i > 0:
+        assert probe.first_error(p.question, chain(0, v[1] + 10**4), i) == ("before", f"+10^(start+{4 - start})")
+    assert probe.first_error(p.question, chain(i + 1, v[i + 2] + 1), i)[0] == "after"
+    assert probe.first_error("not a question", "61044", 0) is None
+
+
 def test_ratio_interval_resamples_stones():
     interval = _probe().ratio_interval
     assert interval([(2, 4)] * 10) == (2.0, 2.0)  # every stone alike: no spread
