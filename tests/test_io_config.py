@@ -148,19 +148,30 @@ def test_scalar_for_a_list_field():
     assert load_config(Outer, None, ["inner.ks=5"]).inner.ks == (5,)
 
 
-@pytest.mark.parametrize(
-    "path,kind",
-    [
-        ("configs/demo.yaml", "run"),
-        ("configs/main.yaml", "run"),
-        ("configs/paper-math.yaml", "run"),
-        ("configs/paper-math-lora.yaml", "run"),
-        ("configs/paper-harp.yaml", "run"),
-        ("configs/paper-olympiadbench-hard.yaml", "make-hard"),
-        ("configs/smollm2-cpu.yaml", "run"),
-        ("configs/premise.yaml", "premise"),
-    ],
-)
+SHIPPED_CONFIGS = [
+    ("configs/demo.yaml", "run"),
+    ("configs/main.yaml", "run"),
+    ("configs/paper-math.yaml", "run"),
+    ("configs/paper-math-lora.yaml", "run"),
+    ("configs/paper-harp.yaml", "run"),
+    ("configs/paper-olympiadbench-hard.yaml", "make-hard"),
+    ("configs/smollm2-cpu.yaml", "run"),
+    ("configs/premise.yaml", "premise"),
+    ("configs/premise-m20.yaml", "premise"),
+    ("configs/teacher-moves.yaml", "run"),
+]
+
+
+def test_every_shipped_config_is_checked():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert sorted(str(p.relative_to(root)) for p in (root / "configs").glob("*.yaml")) == sorted(
+        p for p, _ in SHIPPED_CONFIGS
+    )
+
+
+@pytest.mark.parametrize("path,kind", SHIPPED_CONFIGS)
 def test_shipped_configs_load(path, kind):
     """Every shipped config parses into its command's dataclass (a renamed field would fail here)."""
     from pathlib import Path
