@@ -33,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -47,10 +46,7 @@ from soar.engine.setup import Setup
 from soar.jobs.premise import parse_stones, stone_batches
 from soar.method.loop import QR_METRICS, SoarSettings, qr_accuracy
 from soar.world import ARITHMETIC
-from soar.world.arithmetic import hard_step_credit, make_problem, step_credit
-
-CREDITS = {"steps": step_credit, "hard_steps": hard_step_credit}
-"""--credit: the partial credit of qr_metric partial / partial_sampled (the world's own: steps)"""
+from soar.world.arithmetic import make_problem
 
 MAX_NEW_TOKENS = Setup().max_new_tokens
 """the default student completion length"""
@@ -109,32 +105,25 @@ def inner(model, tok, args, lr: float) -> dict:
             raise SystemExit(f"--only: no source {', '.join(unknown)}; the sources are {', '.join(sources)}")
         sources = {k: v for k, v in sources.items() if k in args.only}
     scfg = SoarSettings(qr_metric=args.qr_metric)
-    credits = [c for c in args.credit.split(",") if c]
-    scorers = [replace(ARITHMETIC, partial_credit=CREDITS[c]) for c in credits]  # Q_R scoring only
     rng = random.Random(args.seed)
-    r: list[dict[str, list[float]]] = [{k: [] for k in sources} for _ in credits]
+    r: dict[str, list[float]] = {k: [] for k in sources}
     bar = tqdm(total=args.copies * len(sources), desc=f"inner lr={lr:g}", unit="student", dynamic_ncols=True)
     for copy in range(args.copies):
         qr = rng.sample(train, min(args.qr_size, len(train)))
-        base = [qr_accuracy(model, tok, w, qr, scfg, copy, MAX_NEW_TOKENS) for w in scorers]
+        base_acc = qr_accuracy(model, tok, ARITHMETIC, qr, scfg, copy, MAX_NEW_TOKENS)
         for name, make in sources.items():
             student = clone_model(model)
             train_rloo(student, tok, ARITHMETIC, make(), rloo_config(args, lr), args.seed + 100 + copy, MAX_NEW_TOKENS)
-            for rc, w, b in zip(r, scorers, base, strict=True):  # the same seed: the same Q_R samples each time
-                rc[name].append(round(qr_accuracy(student, tok, w, qr, scfg, copy, MAX_NEW_TOKENS) - b, 4))
-            bar.set_postfix(copy=copy, source=name, R=r[0][name][-1])
+            r[name].append(round(qr_accuracy(student, tok, ARITHMETIC, qr, scfg, copy, MAX_NEW_TOKENS) - base_acc, 4))
+            bar.set_postfix(copy=copy, source=name, R=r[name][-1])
             bar.update()
     bar.close()
-    return [
-        {
-            "lr": lr,
-            "credit": c,
-            "R": rc,
-            "mean_R": {k: round(statistics.mean(v), 4) for k, v in rc.items()},
-            "sd_R": {k: round(statistics.stdev(v), 4) if len(v) > 1 else 0.0 for k, v in rc.items()},
-        }
-        for c, rc in zip(credits, r, strict=True)
-    ]
+    return {
+        "lr": lr,
+        "R": r,
+        "mean_R": {k: round(statistics.mean(v), 4) for k, v in r.items()},
+        "sd_R": {k: round(statistics.stdev(v), 4) if len(v) > 1 else 0.0 for k, v in r.items()},
+    }
 
 
 def separation(r: dict[str, list[float]], good: str) -> dict[str, dict]:
@@ -169,7 +158,6 @@ def merge(paths: list[str], goods: list[str], out: str) -> dict:
         merged.append(
             {
                 "lr": parts[0]["lr"],
-                "credit": parts[0].get("credit", "steps"),
                 "R": r,
                 "mean_R": {k: round(statistics.mean(v), 4) for k, v in r.items()},
                 "sd_R": {k: round(statistics.stdev(v), 4) if len(v) > 1 else 0.0 for k, v in r.items()},
@@ -245,8 +233,6 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--sets", default="", help="inner: extra sources, name=questions.jsonl,...")
     p.add_argument("--qr-size", type=int, default=64)
     p.add_argument("--qr-metric", default="partial_sampled", choices=QR_METRICS)
-    credits = " | ".join(CREDITS)
-    p.add_argument("--credit", default="steps", help=f"inner: Q_R partial credits, comma-separated ({credits})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch threads (per process with --workers; default 1)")
     p.add_argument("--workers", type=int, default=1, help="inner: processes that share the sources")
@@ -262,8 +248,6 @@ def main(argv: list[str] | None = None) -> dict:
     args.stones = tuple(s for s in args.stones.split(",") if s)
     args.easy = tuple(s for s in args.easy.split(",") if s)
     args.sets = tuple(s for s in args.sets.split(",") if s)
-    if unknown := sorted(set(args.credit.split(",")) - set(CREDITS)):
-        raise SystemExit(f"--credit: no credit {', '.join(unknown)}; the credits are {', '.join(CREDITS)}")
     if args.workers > 1:
         if args.mode != "inner":
             raise SystemExit("--workers splits the inner probe's sources; the curve probe runs in one process")
@@ -275,13 +259,11 @@ def main(argv: list[str] | None = None) -> dict:
     probe = curve if args.mode == "curve" else inner
     result = {"mode": args.mode, "args": {k: v for k, v in vars(args).items() if k != "out"}, "runs": []}
     for lr in (float(x) for x in args.lrs.split(",")):
-        runs = probe(model, tok, args, lr)
-        for run in runs if isinstance(runs, list) else [runs]:  # inner: one run per --credit
-            if args.mode == "inner":
-                goods = [g for g in args.good.split(",") if g]
-                run["separation"] = {g: separation(run["R"], g) for g in goods}
-            result["runs"].append(run)
-            print(json.dumps(run), file=sys.stderr, flush=True)
+        result["runs"].append(probe(model, tok, args, lr))
+        if args.mode == "inner":
+            goods = [g for g in args.good.split(",") if g]
+            result["runs"][-1]["separation"] = {g: separation(result["runs"][-1]["R"], g) for g in goods}
+        print(json.dumps(result["runs"][-1]), file=sys.stderr, flush=True)
     text = json.dumps(result, indent=1)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -36,17 +36,6 @@ def test_inner_probe_gives_R_per_source_and_copy():
     assert all(len(v) == 2 and all(-1.0 <= x <= 1.0 for x in v) for v in run["R"].values())
 
 
-def test_inner_probe_scores_the_same_students_with_each_credit():
-    args = ["--mode", "inner", "--lrs", "2e-4", "--steps", "1", "--copies", "2", "--batch", "2", "--group", "2",
-            "--qr-size", "4", "--threads", "1", "--good", "stones"]  # fmt: skip
-    both = _probe().main([*args, "--credit", "steps,hard_steps"])
-    assert [run["credit"] for run in both["runs"]] == ["steps", "hard_steps"]
-    assert both["runs"][0]["R"] == _probe().main(args)["runs"][0]["R"]  # the first credit: the one-credit run
-    assert all("separation" in run for run in both["runs"])
-    with pytest.raises(SystemExit, match="hard_steps"):
-        _probe().main([*args, "--credit", "stepz"])
-
-
 def test_inner_probe_adds_dataset_shaped_sources_and_question_files(tmp_path):
     qs = tmp_path / "q.jsonl"
     qs.write_text('{"family": "add", "level": 0, "question": "00001 +00002 +00003 +00004 +00005 +00006", '

@@ -220,41 +220,6 @@ def test_parse_int_never_raises():
         assert parse_int(junk) is None
 
 
-def test_hard_step_credit_counts_only_hard_steps_before_the_first_mistake():
-    import random
-
-    from soar.world.arithmetic import fmt, hard_step_credit, make_problem, step_credit, step_runs, values
-
-    rng = random.Random(5)
-    p1 = make_problem("mix", 1, rng, min_run=2, max_run=2)  # one hard step, at index i
-    v, i = values(p1.question), [r >= 2 for r in step_runs(p1.question)].index(True)
-
-    def chain(v, wrong_at=None):
-        return " =".join(fmt(x + (1 if j == wrong_at else 0)) for j, x in enumerate(v))
-
-    assert hard_step_credit(p1.question, chain(v)) == 1.0
-    assert hard_step_credit(p1.question, chain(v, wrong_at=i + 1)) == 0.0  # the hard step itself wrong
-    if i + 2 < len(v):  # a mistake after the hard step costs nothing here, but costs step_credit
-        assert (
-            hard_step_credit(p1.question, chain(v, wrong_at=i + 2))
-            == 1.0
-            > step_credit(p1.question, chain(v, wrong_at=i + 2))
-        )
-    if i > 0:  # an easy-step mistake before it: no credit
-        assert hard_step_credit(p1.question, chain(v, wrong_at=i)) == 0.0
-    p5 = make_problem("mix", 5, rng, min_run=4, max_run=4)  # every step hard: the same as step_credit
-    v5 = values(p5.question)
-    for k in range(1, 6):
-        assert (
-            hard_step_credit(p5.question, chain(v5, wrong_at=k))
-            == step_credit(p5.question, chain(v5, wrong_at=k))
-            == (k - 1) / 5
-        )
-    q0 = make_problem("mix", 0, rng)  # no hard step
-    assert hard_step_credit(q0.question, chain(values(q0.question))) == 0.0
-    assert hard_step_credit("not a question", "=96010") == 0.0 and hard_step_credit(p1.question, "") == 0.0
-
-
 def test_step_credit_counts_steps_before_the_first_mistake():
     from soar.world.arithmetic import step_credit
 

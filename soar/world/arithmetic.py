@@ -376,24 +376,6 @@ def step_credit(question: str, completion: str) -> float:
     return right / STEPS
 
 
-def hard_step_credit(question: str, completion: str) -> float:
-    """Partial credit over the hard steps only: the share of the question's hard steps written right before the
-    first mistake (0.0 when it has none or is outside the grammar). Unlike `step_credit`, fixing an easy step
-    earns nothing by itself. Never raises."""
-    parsed, v = parse_question(question), values(question)
-    if parsed is None or v is None or not completion:
-        return 0.0
-    hard = [is_hard_step(x, op, b) for x, (op, b) in zip(v, parsed[1], strict=False)]
-    if not any(hard):
-        return 0.0
-    passed = 0
-    for w, t, h in zip(written_values(completion), v[1:], hard, strict=False):
-        if w != t:
-            break
-        passed += h
-    return passed / sum(hard)
-
-
 def final_split(completion: str, answer: str) -> tuple[str, str] | None:
     """For the Rao-Blackwellised success estimate (`soar.jobs.hardset.success_estimates`): the completion's text
     up to and including its STEPS-th `=` (where the final value starts), and the text that writes `answer`
