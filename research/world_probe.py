@@ -83,7 +83,12 @@ def slip_kind(question: str, answer: int, i: int) -> str:
     op, b = parsed[1][i]
     _, start = _longest_run(true[i], op, b)
     delta = (answer - true[-1]) % MOD
-    return "designed" if delta in {d * 10 ** min(start, 3) for d in range(1, 10)} else "other"
+    return "designed" if delta in designed_deltas(start) else "other"
+
+
+def designed_deltas(start: int) -> set[int]:
+    """The differences from the truth a designed diverse slip makes (+d x 10^start, d in 1..9; start at most 3)."""
+    return {d * 10 ** min(start, 3) for d in range(1, 10)}
 
 
 def first_error(question: str, completion: str, i: int) -> tuple[str, str] | None:
@@ -101,7 +106,7 @@ def first_error(question: str, completion: str, i: int) -> tuple[str, str] | Non
     where = "hard" if j == i else ("before" if j < i else "after")
     _, start = _longest_run(true[i], *parsed[1][i])
     delta = (written[j] - true[j + 1]) % MOD
-    if where == "hard" and delta in {d * 10 ** min(start, 3) for d in range(1, 10)}:
+    if where == "hard" and delta in designed_deltas(start):
         return where, "designed"
     label = "other"
     for sign, d in (("+", delta), ("-", (MOD - delta) % MOD)):
