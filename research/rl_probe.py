@@ -104,26 +104,58 @@ def inner(model, tok, args, lr: float) -> dict:
         if unknown:
             raise SystemExit(f"--only: no source {', '.join(unknown)}; the sources are {', '.join(sources)}")
         sources = {k: v for k, v in sources.items() if k in args.only}
-    scfg = SoarSettings(qr_metric=args.qr_metric)
+    scfg = SoarSettings(qr_metric=args.qr_metric, qr_samples=args.qr_samples)
     rng = random.Random(args.seed)
     r: dict[str, list[float]] = {k: [] for k in sources}
+    r_evals: dict[str, list[list[float]]] = {k: [] for k in sources}
     bar = tqdm(total=args.copies * len(sources), desc=f"inner lr={lr:g}", unit="student", dynamic_ncols=True)
     for copy in range(args.copies):
         qr = rng.sample(train, min(args.qr_size, len(train)))
-        base_acc = qr_accuracy(model, tok, ARITHMETIC, qr, scfg, copy, MAX_NEW_TOKENS)
+        seeds = [eval_seed(copy, e) for e in range(args.eval_repeats)]
+        base = [qr_accuracy(model, tok, ARITHMETIC, qr, scfg, s, MAX_NEW_TOKENS) for s in seeds]
         for name, make in sources.items():
             student = clone_model(model)
             train_rloo(student, tok, ARITHMETIC, make(), rloo_config(args, lr), args.seed + 100 + copy, MAX_NEW_TOKENS)
-            r[name].append(round(qr_accuracy(student, tok, ARITHMETIC, qr, scfg, copy, MAX_NEW_TOKENS) - base_acc, 4))
+            accs = [qr_accuracy(student, tok, ARITHMETIC, qr, scfg, s, MAX_NEW_TOKENS) for s in seeds]
+            r_evals[name].append([round(a - b, 4) for a, b in zip(accs, base, strict=True)])
+            r[name].append(round(statistics.mean(r_evals[name][-1]), 4))
             bar.set_postfix(copy=copy, source=name, R=r[name][-1])
             bar.update()
     bar.close()
+    out = {"lr": lr, **summary(r)}
+    if args.eval_repeats > 1:
+        out["R_evals"] = r_evals
+        out["noise"] = noise(r_evals)
+    return out
+
+
+def eval_seed(copy: int, repeat: int) -> int:
+    """The sampling seed of a copy's `repeat`-th Q_R scoring (repeat 0 is the single scoring's seed, `copy`)."""
+    return copy + 10_000 * repeat
+
+
+def summary(r: dict[str, list[float]]) -> dict:
+    """R per source and copy, with its mean and SD over the copies."""
     return {
-        "lr": lr,
         "R": r,
         "mean_R": {k: round(statistics.mean(v), 4) for k, v in r.items()},
         "sd_R": {k: round(statistics.stdev(v), 4) if len(v) > 1 else 0.0 for k, v in r.items()},
     }
+
+
+def noise(r_evals: dict[str, list[list[float]]]) -> dict[str, dict]:
+    """Where the spread of R comes from, per source, from R scored several times per copy: `eval_sd`, the
+    SD of one scoring around its copy's mean (the Q_R sampling's own noise: pooled over copies), and
+    `copy_sd`, the SD of the copies' means (training and Q_R-sample noise, plus eval_sd / sqrt(repeats))."""
+    out = {}
+    for name, copies in r_evals.items():
+        within = statistics.mean(statistics.variance(c) for c in copies) if len(copies[0]) > 1 else 0.0
+        means = [statistics.mean(c) for c in copies]
+        out[name] = {
+            "eval_sd": round(within**0.5, 4),
+            "copy_sd": round(statistics.stdev(means), 4) if len(means) > 1 else 0.0,
+        }
+    return out
 
 
 def separation(r: dict[str, list[float]], good: str) -> dict[str, dict]:
@@ -155,15 +187,11 @@ def merge(paths: list[str], goods: list[str], out: str) -> dict:
     merged = []
     for parts in zip(*(r["runs"] for r in runs), strict=True):
         r = {k: v for part in parts for k, v in part["R"].items()}
-        merged.append(
-            {
-                "lr": parts[0]["lr"],
-                "R": r,
-                "mean_R": {k: round(statistics.mean(v), 4) for k, v in r.items()},
-                "sd_R": {k: round(statistics.stdev(v), 4) if len(v) > 1 else 0.0 for k, v in r.items()},
-                "separation": {g: separation(r, g) for g in goods},
-            }
-        )
+        run = {"lr": parts[0]["lr"], **summary(r), "separation": {g: separation(r, g) for g in goods}}
+        if "R_evals" in parts[0]:
+            run["R_evals"] = {k: v for part in parts for k, v in part["R_evals"].items()}
+            run["noise"] = noise(run["R_evals"])
+        merged.append(run)
     result = {"mode": "inner", "merged": paths, "args": runs[0]["args"], "runs": merged}
     text = json.dumps(result, indent=1)
     if out:
@@ -233,6 +261,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--sets", default="", help="inner: extra sources, name=questions.jsonl,...")
     p.add_argument("--qr-size", type=int, default=64)
     p.add_argument("--qr-metric", default="partial_sampled", choices=QR_METRICS)
+    p.add_argument("--qr-samples", type=int, default=SoarSettings().qr_samples, help="samples per Q_R question")
+    p.add_argument(
+        "--eval-repeats", type=int, default=1, help="inner: score each student's Q_R this many times (noise split)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch threads (per process with --workers; default 1)")
     p.add_argument("--workers", type=int, default=1, help="inner: processes that share the sources")

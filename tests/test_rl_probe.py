@@ -1,5 +1,6 @@
 """research/rl_probe.py at tiny sizes: both probes run on the shipped model and report what they claim."""
 
+import statistics
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,22 @@ def test_workers_split_the_sources_over_processes_and_give_the_one_process_resul
 def test_without_drops_options_and_their_values():
     drop = _probe()._without
     assert drop(["--a", "1", "--only", "x", "--b", "--out=o.json"], ("--only", "--out")) == ["--a", "1", "--b"]
+
+
+def test_noise_splits_the_spread_of_R_into_scoring_and_copies():
+    # copy 0 scored .01 and .03 (mean .02, variance .0002), copy 1 .05 and .05 (mean .05, variance 0)
+    n = _probe().noise({"good": [[0.01, 0.03], [0.05, 0.05]]})
+    assert n["good"]["eval_sd"] == 0.01  # sqrt of the pooled variance (.0002 + 0) / 2
+    assert n["good"]["copy_sd"] == 0.0212  # SD of the means .02 and .05
+
+
+def test_eval_repeats_average_the_scorings_and_keep_the_first_scorings_seed():
+    common = ["--mode", "inner", "--lrs", "2e-4", "--steps", "1", "--copies", "2", "--batch", "2", "--group", "2",
+              "--qr-size", "4", "--threads", "1", "--only", "easy"]  # fmt: skip
+    once = _probe().main(common)["runs"][0]
+    thrice = _probe().main([*common, "--eval-repeats", "3"])["runs"][0]
+    assert "R_evals" not in once and set(thrice["noise"]["easy"]) == {"eval_sd", "copy_sd"}
+    evals = thrice["R_evals"]["easy"]
+    assert [len(e) for e in evals] == [3, 3]
+    assert [e[0] for e in evals] == once["R"]["easy"]  # repeat 0 is the single scoring
+    assert thrice["R"]["easy"] == [round(statistics.mean(e), 4) for e in evals]
