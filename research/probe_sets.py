@@ -7,6 +7,9 @@ rl_probe's `self_answered`; unparsable answers kept as "?"):
 - unanswerable: mix level-1 stones whose hard step has look-ahead 4 (the teacher is almost always wrong);
 - mul: multiplication level-1 problems (the distractor: no carry look-ahead to learn).
 
+`--right K` makes the good set hold exactly K right answers (the first K right and n - K wrong ones of a
+larger seeded pool, in the pool's order): how R grows with a self-answered set's right answers.
+
     python research/probe_sets.py --model runs/m17 --out-dir runs/m17-sets
 
 Prints one JSON object: per set, its file and the share of answers that are right.
@@ -31,6 +34,16 @@ SETS = {"good": ("mix", 2), "unanswerable": ("mix", 4), "mul": ("mul", 2)}
 """set name -> (family, look-ahead of the hard +/- step; ignored for mul)"""
 
 
+def with_right(right: list[bool], n: int, k: int) -> list[int]:
+    """Indices of the first k right and the first n - k wrong of a pool whose answers are `right`, in the
+    pool's order; ValueError when the pool holds too few of either."""
+    yes = [i for i, r in enumerate(right) if r][:k]
+    no = [i for i, r in enumerate(right) if not r][: n - k]
+    if len(yes) < k or len(no) < n - k:
+        raise ValueError(f"the pool of {len(right)} holds {sum(right)} right answers: cannot pick {k} right of {n}")
+    return sorted(yes + no)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
@@ -38,6 +51,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--right", type=int, default=None, help="the good set holds exactly this many right answers")
+    ap.add_argument("--pool", type=int, default=20, help="with --right: the pool is this many times --n questions")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     model, tok = load_policy(args.model)
@@ -45,8 +60,13 @@ def main(argv: list[str] | None = None) -> dict:
     result: dict = {"model": args.model, "n": args.n, "seed": args.seed, "sets": {}}
     for j, (name, (family, run)) in enumerate(SETS.items()):
         rng = random.Random(args.seed * 100 + j)
-        true = [make_problem(family, 1, rng, min_run=run, max_run=run) for _ in range(args.n)]
+        size = args.n * args.pool if name == "good" and args.right is not None else args.n
+        true = [make_problem(family, 1, rng, min_run=run, max_run=run) for _ in range(size)]
         answered = own_answers(model, tok, ARITHMETIC, true, args.seed * 100 + 50 + j, 64)
+        if size > args.n:
+            keep = with_right([ARITHMETIC.is_equal(t.answer, a.answer) for t, a in zip(true, answered, strict=True)],
+                              args.n, args.right)  # fmt: skip
+            true, answered = [true[i] for i in keep], [answered[i] for i in keep]
         right = sum(ARITHMETIC.is_equal(t.answer, a.answer) for t, a in zip(true, answered, strict=True))
         save_problems(out / f"{name}.jsonl", answered)
         result["sets"][name] = {"file": str(out / f"{name}.jsonl"), "right": round(right / args.n, 4)}

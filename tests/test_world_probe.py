@@ -103,3 +103,15 @@ def test_world_probe_and_probe_sets_run_end_to_end_on_a_tiny_model(tiny_dir, tmp
     from soar.core.problems import load_problems
 
     assert len(load_problems(tmp_path / "sets" / "good.jsonl")) == 3
+
+
+def test_with_right_picks_the_first_right_and_wrong_answers_in_pool_order():
+    path = Path(__file__).resolve().parent.parent / "research" / "probe_sets.py"
+    spec = importlib.util.spec_from_file_location("probe_sets", path)
+    sets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sets)
+    right = [False, True, False, True, True, False]
+    assert sets.with_right(right, 4, 2) == [0, 1, 2, 3]  # right 1 and 3, wrong 0 and 2
+    assert sets.with_right(right, 3, 3) == [1, 3, 4]
+    with pytest.raises(ValueError, match="holds 3 right answers"):
+        sets.with_right(right, 4, 4)
