@@ -2,7 +2,8 @@
 
 For a model folder, on fresh problems of the arithmetic world (student prompt, temperature 1):
 (a) teacher accuracy: the model's own answer (one sample, as the two-turn teacher answers: rl_probe's
-    `self_answered`) on `--stones` mix level-1 problems whose hard step has look-ahead 2;
+    `self_answered`; at `--answer-temperature`, as the loop's `teacher.answer_temperature`, 0 = greedy) on
+    `--stones` mix level-1 problems whose hard step has look-ahead 2;
 (b) on the stones whose own answer is wrong (and parses), `--k-students` student samples each: the share
     that reproduce the wrong answer and the share that give the right one (their ratio with a 95% bootstrap
     interval over stones: is it at least 2?); the wrong answers are also
@@ -137,11 +138,11 @@ def ratio_interval(counts: list[tuple[int, int]], draws: int = 2000, seed: int =
     return round(ratios[int(0.025 * draws)], 2), round(ratios[int(0.975 * draws) - 1], 2)
 
 
-def teacher_and_students(model, tok, n: int, k: int, seed: int) -> dict:
+def teacher_and_students(model, tok, n: int, k: int, seed: int, answer_temperature: float = 1.0) -> dict:
     rng = random.Random(seed)
     stones = [make_problem("mix", 1, rng, min_run=2, max_run=2) for _ in range(n)]
     prompts = [ARITHMETIC.student_prompt(p.question) for p in stones]
-    outs = sample(model, tok, prompts, 1, max_new_tokens=64, seed=seed + 1)
+    outs = sample(model, tok, prompts, 1, temperature=answer_temperature, max_new_tokens=64, seed=seed + 1)
     own = [parse_int(extract_boxed(o[0].text)) for o in outs]
     right = [a is not None and a == int(p.answer) for p, a in zip(stones, own, strict=True)]
     wrong = [(p, a) for p, a, r in zip(stones, own, right, strict=True) if not r and a is not None]
@@ -226,6 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--care-k", type=int, default=32, help="(c) samples per problem")
     ap.add_argument("--l5-n", type=int, default=40, help="(d) level-5 problems")
     ap.add_argument("--l5-k", type=int, default=32, help="(d) scratchpads per problem")
+    ap.add_argument("--answer-temperature", type=float, default=1.0, help="(a) the model's own answers (0 = greedy)")
     ap.add_argument("--min-run", type=int, default=4)
     ap.add_argument("--max-run", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1313)
@@ -236,7 +238,9 @@ def main(argv: list[str] | None = None) -> dict:
     model, tok = load_policy(args.model)
     t0 = time.time()
     result = {"model": args.model, "args": {k: v for k, v in vars(args).items() if k != "out"}}
-    result["teacher"] = teacher_and_students(model, tok, args.stones, args.k_students, args.seed)
+    result["teacher"] = teacher_and_students(
+        model, tok, args.stones, args.k_students, args.seed, args.answer_temperature
+    )
     result["care"] = care(model, tok, args.care_n, args.care_k, args.seed + 100)
     result["level5"] = level5(model, tok, args.l5_n, args.l5_k, args.min_run, args.max_run, args.seed + 200)
     result["seconds"] = round(time.time() - t0, 1)

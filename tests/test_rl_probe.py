@@ -121,3 +121,22 @@ def test_eval_repeats_average_the_scorings_and_keep_the_first_scorings_seed():
     assert [len(e) for e in evals] == [3, 3]
     assert [e[0] for e in evals] == once["R"]["easy"]  # repeat 0 is the single scoring
     assert thrice["R"]["easy"] == [round(statistics.mean(e), 4) for e in evals]
+
+
+def test_own_answers_at_temperature_0_are_the_greedy_answers_whatever_the_seed():
+    import random
+
+    from soar.engine.evaluate import own_answers
+    from soar.engine.model import DEFAULT_MODEL, load_policy
+    from soar.engine.sampling import sample
+    from soar.world import ARITHMETIC
+    from soar.world.arithmetic import make_problem
+
+    model, tok = load_policy(DEFAULT_MODEL)
+    rng = random.Random(3)
+    probs = [make_problem("mix", 1, rng, min_run=2, max_run=2) for _ in range(6)]
+    a, b = (own_answers(model, tok, ARITHMETIC, probs, seed, 64, temperature=0.0) for seed in (1, 2))
+    greedy = sample(model, tok, [ARITHMETIC.student_prompt(p.question) for p in probs], 1, temperature=0.0,
+                    max_new_tokens=64)  # fmt: skip
+    assert [p.answer for p in a] == [p.answer for p in b]
+    assert all(p.answer in o[0].text for p, o in zip(a, greedy, strict=True))

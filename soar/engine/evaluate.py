@@ -127,9 +127,10 @@ def own_answers(
     problems: list[Problem],
     seed: int,
     max_new_tokens: int,
+    temperature: float = 1.0,
 ) -> list[Problem]:
-    """The same problems with the model's own temperature-1 answer to each (student prompt; an answer it
-    does not box is kept as "?", which matches nothing)."""
+    """The same problems with the model's own answer to each at `temperature` (0 = greedy; student prompt; an
+    answer it does not box is kept as "?", which matches nothing)."""
     prompts = [world.student_prompt(p.question) for p in problems]
-    outs = sample(model, tokenizer, prompts, 1, temperature=1.0, max_new_tokens=max_new_tokens, seed=seed)
+    outs = sample(model, tokenizer, prompts, 1, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
     return [replace(p, answer=(extract_boxed(o[0].text) or "?").strip()) for p, o in zip(problems, outs, strict=True)]
