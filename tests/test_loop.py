@@ -1,15 +1,18 @@
 """The SOAR loop on the shipped tiny model at toy sizes: artifacts, promotion, Intrinsic-T, and resume."""
 
 import json
+import math
 import os
 import random
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 import soar.method.loop as loop
-from soar.core.problems import save_problems
+from soar.core.problems import load_problems, save_problems
 from soar.engine.model import DEFAULT_MODEL, load_policy
 from soar.engine.rloo import RLOOConfig
 from soar.method.loop import QR_METRICS, ConfigMismatch, SoarConfig, TeacherConfig, qr_accuracy, run_soar
@@ -337,3 +340,38 @@ def test_as_problems_keeps_the_teachers_answer_or_puts_the_truth_in_its_place():
     assert oracle[1].answer == "42"  # no truth for a question outside the grammar: the teacher's stays
     with pytest.raises(ValueError, match="teacher.answers must be one of own, oracle"):
         TeacherConfig(answers="truth")
+
+
+def test_span_tokens_hand_checked():
+    from soar.engine.evaluate import span_tokens
+
+    # tokens "ab", "c", "=", "de", "f": characters [0,2) [2,3) [3,4) [4,6) [6,7)
+    offsets = [(0, 2), (2, 3), (3, 4), (4, 6), (6, 7)]
+    assert span_tokens(offsets, [(0, 3), (4, 7), (1, 5), (7, 9)]) == [[0, 1], [3, 4], [0, 1, 2, 3], []]
+
+
+def test_forced_step_credit_is_the_probability_of_each_true_step():
+    """Deterministic; the careless model is near-sure of easy steps and rarely careful at look-ahead-4 steps;
+    one problem's credit equals the mean over its steps of exp(sum of the step's token log-probs)."""
+    from soar.engine.evaluate import forced_step_credit
+    from soar.engine.rloo import token_logprobs
+    from soar.engine.sampling import encode_prompts
+
+    model, tok = load_policy(DEFAULT_MODEL)
+    rng = random.Random(5)
+    easy = [make_problem("mix", 0, rng) for _ in range(8)]
+    hard = load_problems(Path(__file__).parents[1] / "data/hard/train.jsonl")[:8]
+    e, h = (forced_step_credit(model, tok, ARITHMETIC, ps, batch_size=3) for ps in (easy, hard))
+    assert e > 0.8 > 0.2 > h > 0.0
+    assert forced_step_credit(model, tok, ARITHMETIC, hard, batch_size=8) == pytest.approx(h, abs=1e-9)
+    # by hand for one problem: each value is five one-character tokens after "x0 =" / " ="
+    q = hard[0].question
+    sol = ARITHMETIC.worked_solution(q)
+    ids = tok(sol, add_special_tokens=False).input_ids
+    lp, _ = token_logprobs(model, encode_prompts(tok, [ARITHMETIC.student_prompt(q)]), [ids], tok.pad_token_id)
+    lp = lp[0].tolist()
+    by_hand = [math.exp(sum(lp[a:b])) for a, b in ARITHMETIC.step_spans(q)[1]]
+    got = forced_step_credit(model, tok, ARITHMETIC, hard[:1])
+    assert got == pytest.approx(sum(by_hand) / 5, rel=1e-6)
+    with pytest.raises(ValueError, match="worked solutions"):
+        forced_step_credit(model, tok, replace(ARITHMETIC, step_spans=None), hard)

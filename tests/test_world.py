@@ -65,6 +65,16 @@ def test_worked_solution_format():
     assert worked_solution("garbage") is None
 
 
+def test_step_spans_cover_the_five_written_values():
+    from soar.world.arithmetic import step_spans
+
+    text, spans = step_spans(Q)
+    assert text == worked_solution(Q)
+    assert [text[a:b] for a, b in spans] == ["96010", "67822", "77822", "65477", "65478"]
+    assert spans[0] == (7, 12)  # "61044 =" is seven characters
+    assert step_spans("garbage") is None
+
+
 @pytest.mark.parametrize(
     "a,op,b,run",
     [

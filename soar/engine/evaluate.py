@@ -7,6 +7,7 @@ lower entropy, not learning, and the paper's teacher reward is a greedy accuracy
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -134,3 +135,49 @@ def own_answers(
     prompts = [world.student_prompt(p.question) for p in problems]
     outs = sample(model, tokenizer, prompts, 1, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
     return [replace(p, answer=(extract_boxed(o[0].text) or "?").strip()) for p, o in zip(problems, outs, strict=True)]
+
+
+def span_tokens(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[list[int]]:
+    """For each character span, the indices of the tokens (by their character `offsets`) that overlap it."""
+    return [[i for i, (a, b) in enumerate(offsets) if a < end and b > start] for start, end in spans]
+
+
+def forced_step_credit(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    world: World,
+    problems: list[Problem],
+    batch_size: int = 64,
+) -> float:
+    """Teacher-forced step credit: the mean, over problems and their steps, of the probability at temperature 1
+    that the model writes the step's value right when everything before it in the worked solution is right.
+
+    No sampling, so no scoring noise; on a hard set whose every step is hard it is the mean per-step care, of
+    which a problem's success is about the product (docs/DESIGN.md, "Inner loop")."""
+    import torch
+
+    from soar.engine.rloo import token_logprobs
+    from soar.engine.sampling import encode_prompts
+
+    if world.step_spans is None:
+        raise ValueError(f"qr_metric=forced: the {world.name} world cannot write worked solutions with steps")
+    probs: list[float] = []
+    was_training = model.training
+    model.eval()
+    for b in range(0, len(problems), batch_size):
+        chunk = problems[b : b + batch_size]
+        solved = [world.step_spans(p.question) for p in chunk]
+        bad = [p.question for p, s in zip(chunk, solved, strict=True) if s is None]
+        if bad:
+            raise ValueError(f"no worked solution for {bad[0]!r}: the question is outside the world's grammar")
+        enc = [tokenizer(text, add_special_tokens=False, return_offsets_mapping=True) for text, _ in solved]
+        prompts = encode_prompts(tokenizer, [world.student_prompt(p.question) for p in chunk])
+        with torch.no_grad():
+            lp, _ = token_logprobs(model, prompts, [e.input_ids for e in enc], tokenizer.pad_token_id)  # (rows, T)
+        T = lp.shape[1]
+        for row, e, (_, spans) in zip(lp.tolist(), enc, solved, strict=True):
+            start = T - len(e.input_ids)  # completions are right-aligned in `lp`
+            for group in span_tokens(e.offset_mapping, spans):
+                probs.append(math.exp(sum(row[start + i] for i in group)))
+    model.train(was_training)
+    return sum(probs) / len(probs)

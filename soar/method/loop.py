@@ -24,7 +24,7 @@ from soar.core.config import ConfigMismatch, at_least, to_dict
 from soar.core.lock import run_lock
 from soar.core.parallel import Workers, in_order
 from soar.core.problems import Problem, load_problems
-from soar.engine.evaluate import correct_counts
+from soar.engine.evaluate import correct_counts, forced_step_credit
 from soar.engine.model import clone_model, frozen, load_policy, load_trainable_state, trainable_state
 from soar.engine.rloo import (
     RLOOConfig,
@@ -43,7 +43,7 @@ from soar.method.teacher import TeacherConfig, TeacherSample, as_problems, write
 from soar.method.tracking import Tracker, check_report_to
 from soar.world import World, make_world
 
-QR_METRICS = ("greedy", "sampled", "partial", "partial_sampled")
+QR_METRICS = ("greedy", "sampled", "partial", "partial_sampled", "forced")
 REWARDS = ("grounded", "intrinsic")
 
 
@@ -65,7 +65,9 @@ class SoarSettings:
     qr_metric: str = "partial_sampled"
     """Acc(student, Q_R): greedy (the paper) | sampled (qr_samples at temperature 1) | partial (the world's
     step credit of the greedy answer) | partial_sampled (mean step credit of qr_samples answers at temperature
-    1; the arithmetic default: greedy accuracy of every tiny student is 0 on fail@128 problems)"""
+    1; the arithmetic default: greedy accuracy of every tiny student is 0 on fail@128 problems) | forced (the
+    probability of each step of the world's worked solution given the true steps before it, averaged: no
+    sampling; soar.engine.evaluate.forced_step_credit)"""
     qr_samples: int = 8
     """samples per Q_R question for qr_metric=sampled and partial_sampled"""
     intrinsic_samples: int = 32
@@ -144,6 +146,8 @@ def qr_accuracies(
     sampled in one batch: soar.engine.sampling.sample_copies)."""
     if cfg.qr_metric in ("partial", "partial_sampled") and world.partial_credit is None:
         raise ValueError(f"qr_metric={cfg.qr_metric}: the {world.name} world has no partial credit")
+    if cfg.qr_metric == "forced":
+        return [forced_step_credit(m, tokenizer, world, problems) for m in models]
     greedy = cfg.qr_metric in ("greedy", "partial")
     k = 1 if greedy else cfg.qr_samples
     prompts = [world.student_prompt(p.question) for p in problems]

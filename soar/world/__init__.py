@@ -25,6 +25,7 @@ ARITHMETIC = World(
     _arith_truth,
     arithmetic.step_credit,
     worked_solution=arithmetic.worked_solution,
+    step_spans=arithmetic.step_spans,
     final_split=arithmetic.final_split,
     kind=arithmetic.question_kind,
 )

@@ -91,6 +91,15 @@ def worked_solution(question: str) -> str | None:
     return None if v is None else solution_text(v)
 
 
+def step_spans(question: str) -> tuple[str, list[tuple[int, int]]] | None:
+    """The worked solution and the character span of each of its STEPS written register values (the five
+    digits after each `=`), for the teacher-forced Q_R metric; None outside the grammar."""
+    text = worked_solution(question)
+    if text is None:
+        return None
+    return text, [m.span(1) for m in _STEP_RE.finditer(text)][:STEPS]
+
+
 def final_text(answer: str) -> str:
     """How a worked solution ends once its last `=` is written: the final value, then the same value boxed."""
     return f"{answer} \\boxed{{{answer}}}"

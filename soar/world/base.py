@@ -44,6 +44,9 @@ class World:
     worked_solution: Callable[[str], str | None] | None = None
     """question -> the canonical correct completion where the world can write one (arithmetic), for the
     sampling-free hard-set screen (`soar.jobs.hardset.solution_logprobs`)"""
+    step_spans: Callable[[str], tuple[str, list[tuple[int, int]]] | None] | None = None
+    """question -> (its worked solution, the character spans of the step values in it) where the world can say
+    (arithmetic), for the teacher-forced Q_R metric (`soar.engine.evaluate.forced_step_credit`)"""
     final_split: Callable[[str, str], tuple[str, str] | None] | None = None
     """(completion, answer) -> (the completion up to where its final answer starts, the text that writes the
     answer there) where the world can say (arithmetic), for `soar.jobs.hardset.success_estimates`"""
