@@ -104,21 +104,27 @@ def inner(model, tok, args, lr: float) -> dict:
         if unknown:
             raise SystemExit(f"--only: no source {', '.join(unknown)}; the sources are {', '.join(sources)}")
         sources = {k: v for k, v in sources.items() if k in args.only}
-    scfg = SoarSettings(qr_metric=args.qr_metric, qr_samples=args.qr_samples)
+    metrics = {m: SoarSettings(qr_metric=m, qr_samples=args.qr_samples) for m in args.qr_metric}
+    names = [scored(k, m, args.qr_metric) for m in metrics for k in sources]
     rng = random.Random(args.seed)
-    r: dict[str, list[float]] = {k: [] for k in sources}
-    r_evals: dict[str, list[list[float]]] = {k: [] for k in sources}
+    r: dict[str, list[float]] = {k: [] for k in names}
+    r_evals: dict[str, list[list[float]]] = {k: [] for k in names}
     bar = tqdm(total=args.copies * len(sources), desc=f"inner lr={lr:g}", unit="student", dynamic_ncols=True)
     for copy in range(args.copies):
         qr = rng.sample(train, min(args.qr_size, len(train)))
         seeds = [eval_seed(copy, e) for e in range(args.eval_repeats)]
-        base = [qr_accuracy(model, tok, ARITHMETIC, qr, scfg, s, MAX_NEW_TOKENS) for s in seeds]
+        base = {
+            m: [qr_accuracy(model, tok, ARITHMETIC, qr, c, s, MAX_NEW_TOKENS) for s in seeds]
+            for m, c in metrics.items()
+        }
         for name, make in sources.items():
             student = clone_model(model)
             train_rloo(student, tok, ARITHMETIC, make(), rloo_config(args, lr), args.seed + 100 + copy, MAX_NEW_TOKENS)
-            accs = [qr_accuracy(student, tok, ARITHMETIC, qr, scfg, s, MAX_NEW_TOKENS) for s in seeds]
-            r_evals[name].append([round(a - b, 4) for a, b in zip(accs, base, strict=True)])
-            r[name].append(round(statistics.mean(r_evals[name][-1]), 4))
+            for m, c in metrics.items():  # every metric scores the same trained student: paired
+                key = scored(name, m, args.qr_metric)
+                accs = [qr_accuracy(student, tok, ARITHMETIC, qr, c, s, MAX_NEW_TOKENS) for s in seeds]
+                r_evals[key].append([round(a - b, 4) for a, b in zip(accs, base[m], strict=True)])
+                r[key].append(round(statistics.mean(r_evals[key][-1]), 4))
             bar.set_postfix(copy=copy, source=name, R=r[name][-1])
             bar.update()
     bar.close()
@@ -127,6 +133,18 @@ def inner(model, tok, args, lr: float) -> dict:
         out["R_evals"] = r_evals
         out["noise"] = noise(r_evals)
     return out
+
+
+def scored(source: str, metric: str, metrics: tuple[str, ...]) -> str:
+    """The R key of `source` scored by `metric`: the source's own name for the first of `metrics`, else
+    `source@metric`."""
+    return source if metric == metrics[0] else f"{source}@{metric}"
+
+
+def good_names(good: str, metrics) -> list[str]:
+    """The sources of `--good` under every scoring metric (a JSON of an older run holds one metric's name)."""
+    metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+    return [scored(g, m, metrics) for m in metrics for g in good.split(",") if g]
 
 
 def eval_seed(copy: int, repeat: int) -> int:
@@ -166,6 +184,8 @@ def separation(r: dict[str, list[float]], good: str) -> dict[str, dict]:
     for name, values in r.items():
         if name == good:
             continue
+        if name.partition("@")[2] != good.partition("@")[2]:
+            continue  # the same students scored by another metric
         diff = [a - b for a, b in zip(r[good], values, strict=True)]
         sd = statistics.stdev(diff) if len(diff) > 1 else 0.0
         out[name] = {
@@ -177,7 +197,7 @@ def separation(r: dict[str, list[float]], good: str) -> dict[str, dict]:
     return out
 
 
-def merge(paths: list[str], goods: list[str], out: str) -> dict:
+def merge(paths: list[str], goods: str, out: str) -> dict:
     """One inner result from runs of the same settings split over sources with --only (copy i of every
     source was trained and scored with the same seeds, so the R values are those of one run)."""
     runs = [json.loads(Path(p).read_text()) for p in paths]
@@ -187,7 +207,8 @@ def merge(paths: list[str], goods: list[str], out: str) -> dict:
     merged = []
     for parts in zip(*(r["runs"] for r in runs), strict=True):
         r = {k: v for part in parts for k, v in part["R"].items()}
-        run = {"lr": parts[0]["lr"], **summary(r), "separation": {g: separation(r, g) for g in goods}}
+        run = {"lr": parts[0]["lr"], **summary(r)}
+        run["separation"] = {g: separation(r, g) for g in good_names(goods, runs[0]["args"]["qr_metric"])}
         if "R_evals" in parts[0]:
             run["R_evals"] = {k: v for part in parts for k, v in part["R_evals"].items()}
             run["noise"] = noise(run["R_evals"])
@@ -239,7 +260,7 @@ def split_run(argv: list[str], args) -> dict:
         failed = [p.args for p in procs if p.wait() != 0]
         if failed:
             raise SystemExit(f"--workers: {len(failed)} of {len(procs)} processes failed (their errors are above)")
-        return merge(outs, [g for g in args.good.split(",") if g], args.out)
+        return merge(outs, args.good, args.out)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -260,7 +281,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--dataset-size", type=int, default=0, help="inner: add fixed N-question stone sources")
     p.add_argument("--sets", default="", help="inner: extra sources, name=questions.jsonl,...")
     p.add_argument("--qr-size", type=int, default=64)
-    p.add_argument("--qr-metric", default="partial_sampled", choices=QR_METRICS)
+    p.add_argument(
+        "--qr-metric",
+        default="partial_sampled",
+        help=f"Acc(., Q_R), one of {', '.join(QR_METRICS)}; several (comma-separated) score the same students, "
+        "the second and later as R of `source@metric`",
+    )
     p.add_argument("--qr-samples", type=int, default=SoarSettings().qr_samples, help="samples per Q_R question")
     p.add_argument(
         "--eval-repeats", type=int, default=1, help="inner: score each student's Q_R this many times (noise split)"
@@ -275,11 +301,15 @@ def main(argv: list[str] | None = None) -> dict:
     raw = list(sys.argv[1:] if argv is None else argv)
     args = p.parse_args(raw)
     if args.merge:
-        return merge(args.merge, [g for g in args.good.split(",") if g], args.out)
+        return merge(args.merge, args.good, args.out)
     args.only = tuple(s for s in args.only.split(",") if s)
     args.stones = tuple(s for s in args.stones.split(",") if s)
     args.easy = tuple(s for s in args.easy.split(",") if s)
     args.sets = tuple(s for s in args.sets.split(",") if s)
+    args.qr_metric = tuple(m for m in args.qr_metric.split(",") if m)
+    unknown = [m for m in args.qr_metric if m not in QR_METRICS]
+    if unknown or not args.qr_metric:
+        raise SystemExit(f"--qr-metric: {', '.join(unknown) or 'none given'}; choose from {', '.join(QR_METRICS)}")
     if args.workers > 1:
         if args.mode != "inner":
             raise SystemExit("--workers splits the inner probe's sources; the curve probe runs in one process")
@@ -293,7 +323,7 @@ def main(argv: list[str] | None = None) -> dict:
     for lr in (float(x) for x in args.lrs.split(",")):
         result["runs"].append(probe(model, tok, args, lr))
         if args.mode == "inner":
-            goods = [g for g in args.good.split(",") if g]
+            goods = good_names(args.good, args.qr_metric)
             result["runs"][-1]["separation"] = {g: separation(result["runs"][-1]["R"], g) for g in goods}
         print(json.dumps(result["runs"][-1]), file=sys.stderr, flush=True)
     text = json.dumps(result, indent=1)

@@ -140,3 +140,19 @@ def test_own_answers_at_temperature_0_are_the_greedy_answers_whatever_the_seed()
                     max_new_tokens=64)  # fmt: skip
     assert [p.answer for p in a] == [p.answer for p in b]
     assert all(p.answer in o[0].text for p, o in zip(a, greedy, strict=True))
+
+
+def test_several_metrics_score_the_same_students():
+    """`--qr-metric a,b`: R of the first metric under the source's name, of the others as `source@metric`; the
+    first metric's R equals a run with that metric alone (scoring does not touch training), and separation
+    compares a good source only with sources scored by the same metric."""
+    common = ["--mode", "inner", "--lrs", "2e-4", "--steps", "1", "--copies", "2", "--batch", "2", "--group", "2",
+              "--qr-size", "4", "--threads", "1", "--good", "stones"]  # fmt: skip
+    both = _probe().main([*common, "--qr-metric", "partial_sampled,forced"])["runs"][0]
+    alone = _probe().main([*common, "--qr-metric", "forced"])["runs"][0]
+    assert set(both["R"]) == {"stones", "easy", "hard", "stones@forced", "easy@forced", "hard@forced"}
+    assert [both["R"][f"{k}@forced"] for k in ("stones", "easy", "hard")] == [alone["R"][k] for k in alone["R"]]
+    assert set(both["separation"]) == {"stones", "stones@forced"}
+    assert set(both["separation"]["stones@forced"]) == {"easy@forced", "hard@forced"}
+    with pytest.raises(SystemExit, match="choose from"):
+        _probe().main([*common, "--qr-metric", "forced,nope"])
