@@ -4,6 +4,10 @@
   Llama forward, the CPU default; `hf`: the model's own forward) on 64 rows (64 distinct prompts, and 8
   prompts x 8 samples as in the loop) and 256, and of plain Hugging Face `generate` (dynamic and static
   cache) on the same rows in the same run; the ratios are the figures to compare across machines;
+- Q_R scoring: seconds of one Acc(student, Q_R) by sampled step credit (the arithmetic default) and by the
+  teacher-forced step probability (`qr_metric: forced`), and their ratio;
+- the RLOO update on the same 8 x 16 rows with the model's own forward over every row and with each distinct
+  prompt run once (the CPU default), and their ratio;
 - training: completion tokens/s of the RLOO update (forward + backward, with the KL reference pass);
 - one RLOO step at the default sizes (8 prompts x 16 samples) on the hard train set, split into
   sampling and update time;
@@ -26,8 +30,9 @@ import torch
 from soar.core.problems import load_problems
 from soar.engine.model import DEFAULT_MODEL, load_policy
 from soar.engine.rloo import RLOOConfig, cycling_batches, train_rloo
-from soar.engine.sampling import sample
+from soar.engine.sampling import encode_prompts, sample
 from soar.engine.setup import Setup
+from soar.method.loop import SoarConfig, qr_accuracy
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import make_problem
 
@@ -35,7 +40,7 @@ from soar.world.arithmetic import make_problem
 def bench_lockstep(args) -> dict:
     """Seconds of one outer step's inner loop of LoRA students, one at a time and in lockstep."""
     from soar.engine.model import LoadConfig, LoraSettings
-    from soar.method.loop import CopyTask, InnerContext, SoarConfig, train_copies, train_copy
+    from soar.method.loop import CopyTask, InnerContext, train_copies, train_copy
 
     cfg = SoarConfig(model=args.model, load=LoadConfig(lora=LoraSettings(r=args.lora_r)), lockstep=True)
     model, tok = load_policy(args.model, opts=cfg.load)
@@ -107,6 +112,53 @@ def bench_hf_generate(model, tok, batch: int, max_new: int, cache: str | None = 
     return n / dt
 
 
+def bench_qr(model, tok, qr: list, max_new: int) -> dict:
+    """Seconds of one Acc(student, Q_R) scoring (the default Q_R of 64 hard problems) by each `qr_metric` that
+    samples at temperature 1 or forces the worked solution, medians of 3 alternating rounds."""
+    runs: dict[str, list[float]] = {"partial_sampled": [], "forced": []}
+    for r in range(3):
+        for metric in runs:
+            t = time.perf_counter()
+            qr_accuracy(model, tok, ARITHMETIC, qr, SoarConfig(qr_metric=metric), r, max_new)
+            runs[metric].append(time.perf_counter() - t)
+    med = {m: statistics.median(v) for m, v in runs.items()}
+    out = {f"qr_s_{m}": round(v, 3) for m, v in med.items()}
+    out["qr_forced_speedup"] = round(med["partial_sampled"] / med["forced"], 1)
+    return out
+
+
+def bench_update(model, tok, problems: list, max_new: int) -> dict:
+    """Seconds of one RLOO policy update (forward, backward, KL reference forward, AdamW) on the same 8 x 16
+    sampled rows with the model's own forward over every row and with each distinct prompt run once
+    (`soar.engine.decode.prefix_hidden`), medians of 3 alternating rounds."""
+    import soar.engine.rloo as rloo
+    from soar.engine.model import clone_model, frozen
+
+    prompts = [ARITHMETIC.student_prompt(p.question) for p in problems[:8]]
+    rows_out = sample(model, tok, prompts, 16, temperature=1.0, max_new_tokens=max_new, seed=0)
+    prompt_ids = encode_prompts(tok, prompts)
+    rows = [(prompt_ids[i], s.token_ids, 0.1 * (j % 3 - 1)) for i, r in enumerate(rows_out) for j, s in enumerate(r)]
+    ref = frozen(clone_model(model))
+    runs: dict[str, list[float]] = {"hf_forward": [], "shared_prompt": []}
+    shares = rloo.shares_prompts
+    try:
+        for _ in range(3):
+            for name in runs:
+                rloo.shares_prompts = shares if name == "shared_prompt" else (lambda m: False)
+                student = clone_model(model)
+                opt = torch.optim.AdamW(student.parameters(), lr=5e-5)
+                sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+                t = time.perf_counter()
+                rloo.policy_update(student, ref, opt, sched, rows, 0.001, 1.0, 128, tok.pad_token_id)
+                runs[name].append(time.perf_counter() - t)
+    finally:
+        rloo.shares_prompts = shares
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    out = {f"update_s_{k}": round(v, 3) for k, v in med.items()}
+    out["update_shared_prompt_speedup"] = round(med["hf_forward"] / med["shared_prompt"], 2)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default=str(DEFAULT_MODEL))
@@ -152,6 +204,8 @@ def main() -> None:
         res[f"{b}_tok_s_batch256"] = round(statistics.median(v))
     res["fused_vs_hf_batch256"] = round(statistics.median(big["fused"]) / statistics.median(big["hf"]), 2)
     problems = load_problems(args.hard)
+    res.update(bench_qr(model, tok, problems[: SoarConfig().qr_size], max_new))
+    res.update(bench_update(model, tok, problems, max_new))
     cfg = RLOOConfig(steps=args.steps)
     hist = train_rloo(model, tok, ARITHMETIC, cycling_batches(problems, cfg.batch_size), cfg, 0, max_new)
     update_s = [h["step_s"] - h["sample_s"] for h in hist]

@@ -116,3 +116,49 @@ def test_row_spans_of_copies():
     assert row_spans([3, 0, 2]) == [(0, 3), (3, 3), (3, 5)]
     assert row_spans([4]) == [(0, 4)]
     assert row_spans([]) == []
+
+
+def _logprobs_and_grads(model, prompts, completions, shared: bool, monkeypatch):
+    """token_logprobs of `model` (with the shared-prompt forward or without it) and the gradient of their sum."""
+    from soar.engine import rloo
+
+    with monkeypatch.context() as m:
+        if not shared:
+            m.setattr(rloo, "shares_prompts", lambda model: False)
+        model.zero_grad()
+        lp, mask = rloo.token_logprobs(model, prompts, completions, pad_id=0)
+        lp.sum().backward()
+    return lp.detach(), mask, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("model_name", ["gqa", "shipped"])
+def test_shared_prompt_forward_gives_the_log_probs_and_gradients_of_the_model_own(model_name, shipped, monkeypatch):
+    """Rows that share prompts (of different lengths: left padding) with completions of different lengths (one
+    empty): the same right-aligned log-probs, mask and parameter gradients as the Hugging Face forward over
+    the concatenated rows, to float32 rounding; grouped-query attention and the shipped model alike."""
+    from soar.engine.decode import shares_prompts
+
+    model = _gqa_llama() if model_name == "gqa" else shipped[0]
+    model.train()
+    assert shares_prompts(model)
+    prompts = [[1, 5, 6, 7, 8]] * 3 + [[1, 9, 10]] * 2 + [[1, 11, 12, 13]]
+    completions = [[20, 21, 22, 23], [24, 25], [26], [27, 28, 29, 30, 31], [], [32, 33, 34]]
+    a = _logprobs_and_grads(model, prompts, completions, False, monkeypatch)
+    b = _logprobs_and_grads(model, prompts, completions, True, monkeypatch)
+    model.eval()
+    assert torch.equal(a[1], b[1]) and a[1].sum() == sum(len(c) for c in completions)
+    torch.testing.assert_close(b[0], a[0], atol=2e-5, rtol=0)
+    assert a[2].keys() == b[2].keys()
+    for name in a[2]:
+        torch.testing.assert_close(b[2][name], a[2][name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_shared_prompt_forward_is_for_plain_llamas_on_a_cpu_only():
+    from soar.engine.decode import shares_prompts
+
+    model = _gqa_llama()
+    assert shares_prompts(model)
+    getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
+    assert not shares_prompts(model)  # it does not recompute layers: the Hugging Face forward does
+    lora, _ = load_policy(DEFAULT_MODEL, opts=LoadConfig(lora=LoraSettings(r=4)))
+    assert not shares_prompts(lora)

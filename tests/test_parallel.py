@@ -167,3 +167,21 @@ def test_the_ray_backend_gives_the_local_result(hard_dir, tmp_path):
     r2, p2, t2 = _outcome(ray_run)
     assert (r1, p1) == (r2, p2)
     assert all(torch.equal(t1[k], t2[k]) for k in t1)
+
+
+def test_run_grid_hands_out_untrained_arms_last_and_returns_rows_in_seed_arm_order(tmp_path):
+    from soar.jobs.harness import GridContext, Trained, run_grid
+
+    started = []
+
+    def train(arm, seed):
+        started.append((arm, seed))
+        return Trained(model=None, evaluation=({"pass@1": 0.0, "solved": 0}, []))
+
+    ctx = GridContext(train, None, None, [], EvalConfig(n=1, ks=(1,)), 8)
+    with Workers(ParallelConfig(workers=1), _offset, 0, local_context=ctx) as w:
+        rows = run_grid(tmp_path, ("base", "hard_only", "ps", "pq"), (0, 1), w)
+    assert started == [("hard_only", 0), ("pq", 0), ("hard_only", 1), ("pq", 1),
+                       ("base", 0), ("ps", 0), ("base", 1), ("ps", 1)]  # fmt: skip
+    assert [(r["arm"], r["seed"]) for r in rows] == [("base", 0), ("hard_only", 0), ("ps", 0), ("pq", 0),
+                                                     ("base", 1), ("hard_only", 1), ("ps", 1), ("pq", 1)]  # fmt: skip

@@ -341,3 +341,82 @@ class LlamaDecoder:
             self.length += 1
         x = _rms(x[:, -1], inner.norm)
         return F.linear(x, self.model.lm_head.weight)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Training forward with shared prompts
+def shares_prompts(model) -> bool:
+    """Can `prefix_hidden` run `model` in training: a plain Llama (no LoRA) on a CPU, without gradient
+    checkpointing or attention dropout (where it was measured; elsewhere the Hugging Face forward runs)."""
+    return (
+        supports(model)
+        and not hasattr(model, "peft_config")
+        and next(model.parameters()).device.type == "cpu"
+        and not _checkpointed(model)
+        and not getattr(model.config, "attention_dropout", 0.0)
+    )
+
+
+def _checkpointed(model) -> bool:
+    """Does `model` recompute its layers in the backward pass (activation/gradient checkpointing)?"""
+    flag = getattr(model, "is_activation_checkpointing", None)
+    return bool(getattr(model, "is_gradient_checkpointing", False) if flag is None else flag)
+
+
+def _attention_inputs(layer, x: torch.Tensor, cos, sin, heads: int, kv_heads: int, head_dim: int):
+    """q, k, v of one decoder layer for `x` (rows, T, hidden), rotated: (rows, heads, T, head_dim)."""
+    B, T, _ = x.shape
+    att, h = layer.self_attn, _rms(x, layer.input_layernorm)
+    q = att.q_proj(h).view(B, T, heads, head_dim).transpose(1, 2)
+    k = att.k_proj(h).view(B, T, kv_heads, head_dim).transpose(1, 2)
+    v = att.v_proj(h).view(B, T, kv_heads, head_dim).transpose(1, 2)
+    return _rotate(q, cos, sin), _rotate(k, cos, sin), v
+
+
+def _layer_output(layer, x: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+    """The rest of a decoder layer after attention `o` (rows, heads, T, head_dim): output projection, MLP."""
+    B, T, _ = x.shape
+    x = x + layer.self_attn.o_proj(o.transpose(1, 2).reshape(B, T, -1))
+    h = _rms(x, layer.post_attention_layernorm)
+    return x + layer.mlp.down_proj(F.silu(layer.mlp.gate_proj(h)) * layer.mlp.up_proj(h))
+
+
+def prefix_hidden(
+    model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor, row_of: torch.Tensor
+) -> torch.Tensor:
+    """Final hidden states (B, T, hidden) of rows that share prompts: position j predicts completion token j.
+
+    prompt_ids, prompt_mask: (U, P) the distinct prompts, left-padded; completion_ids: (B, T), each row's
+    completion left-aligned (padding after it); row_of: (B,) each row's prompt. Each prompt runs through the
+    layers once, not once per row (a group of k samples shares it), and every row's completion attends to its
+    prompt's keys; the same maths as the model's own forward over the concatenated rows (tested), with its
+    gradient flowing into the shared prompt."""
+    llama = _llama(model)
+    inner, cfg = llama.model, llama.config
+    heads = cfg.num_attention_heads
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    P, (B, T) = prompt_ids.shape[1], completion_ids.shape
+    dev = prompt_ids.device
+    valid = prompt_mask.bool()
+    pos_p = (prompt_mask.cumsum(-1) - 1).clamp(min=0)  # (U, P)
+    pos_c = valid.sum(-1)[row_of][:, None] + torch.arange(T, device=dev)[None]  # (B, T): after the prompt
+    xp = F.embedding(prompt_ids, inner.embed_tokens.weight)
+    xc = F.embedding(completion_ids, inner.embed_tokens.weight)
+    cos_p, sin_p = (t[:, None] for t in inner.rotary_emb(xp, position_ids=pos_p))
+    cos_c, sin_c = (t[:, None] for t in inner.rotary_emb(xc, position_ids=pos_c))
+    mask_p = torch.ones((P, P), dtype=torch.bool, device=dev).tril()[None] & valid[:, None, :]
+    mask_p = (mask_p | torch.eye(P, dtype=torch.bool, device=dev)[None])[:, None]  # (U, 1, P, P); a pad sees itself
+    causal_c = torch.ones((T, T), dtype=torch.bool, device=dev).tril()
+    mask_c = torch.cat((valid[row_of][:, None, :].expand(B, T, P), causal_c[None].expand(B, T, T)), dim=-1)[:, None]
+    gqa = kv_heads != heads
+    for layer in inner.layers:
+        scale = layer.self_attn.scaling
+        qp, kp, vp = _attention_inputs(layer, xp, cos_p, sin_p, heads, kv_heads, head_dim)
+        qc, kc, vc = _attention_inputs(layer, xc, cos_c, sin_c, heads, kv_heads, head_dim)
+        op = F.scaled_dot_product_attention(qp, kp, vp, attn_mask=mask_p, scale=scale, enable_gqa=gqa)
+        keys, values = torch.cat((kp[row_of], kc), dim=2), torch.cat((vp[row_of], vc), dim=2)  # (B, kv, P+T, D)
+        oc = F.scaled_dot_product_attention(qc, keys, values, attn_mask=mask_c, scale=scale, enable_gqa=gqa)
+        xp, xc = _layer_output(layer, xp, op), _layer_output(layer, xc, oc)
+    first = _rms(xp[:, -1:], inner.norm)[row_of]  # the prompt's last position predicts completion token 0
+    return torch.cat((first, _rms(xc[:, :-1], inner.norm)), dim=1)

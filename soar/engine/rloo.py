@@ -26,6 +26,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from soar.core.config import at_least
 from soar.core.problems import Problem
+from soar.engine.decode import prefix_hidden, shares_prompts
 from soar.engine.model import compute_precision
 from soar.engine.sampling import encode_prompts, sample
 from soar.world import World
@@ -97,8 +98,13 @@ def token_logprobs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probs of each completion token given its prompt: (rows, T) values and (rows, T) mask.
 
-    The decoder runs once; the output layer and the log-softmax run on chunks of positions, each
-    recomputed in the backward pass (activation checkpointing), so no (rows, T, V) tensor is ever held."""
+    The decoder runs once (rows that share a prompt share its forward where `shares_prompts(model)`: each
+    distinct prompt once, `soar.engine.decode.prefix_hidden`); the output layer and the log-softmax run on
+    chunks of positions, each recomputed in the backward pass (activation checkpointing), so no (rows, T, V)
+    tensor is ever held."""
+    scaled = any(getattr(model.config, k, None) for k in _SCALED_LOGITS)
+    if not scaled and len({tuple(p) for p in prompt_ids}) < len(prompt_ids) and shares_prompts(model):
+        return _shared_prompt_logprobs(model, prompt_ids, completion_ids, pad_id, chunk_tokens)
     device = next(model.parameters()).device
     seqs = [p + c for p, c in zip(prompt_ids, completion_ids, strict=True)]
     width = max(len(s) for s in seqs)
@@ -112,27 +118,60 @@ def token_logprobs(
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
     target = ids[:, width - T :]  # (rows, T): completions are right-aligned (left-padded inside)
     with compute_precision(model):
-        if any(getattr(model.config, k, None) for k in _SCALED_LOGITS):
+        if scaled:
             logits = model(input_ids=ids, attention_mask=attn, position_ids=pos, logits_to_keep=T + 1).logits
             lp = _chunk_logprobs(None, logits[:, :T], target)
         else:
             hidden = model.get_decoder()(input_ids=ids, attention_mask=attn, position_ids=pos).last_hidden_state
             hidden = hidden[:, width - T - 1 : width - 1]  # (rows, T, H) predicts tokens width-T..width-1
-            head = model.get_output_embeddings()
-            step = max(1, chunk_tokens // len(seqs))
-            parts = []
-            for s in range(0, T, step):
-                h, tgt = hidden[:, s : s + step], target[:, s : s + step]
-                if torch.is_grad_enabled() and h.requires_grad:
-                    parts.append(checkpoint(_chunk_logprobs, head, h, tgt, use_reentrant=False))
-                else:
-                    parts.append(_chunk_logprobs(head, h, tgt))
-            lp = torch.cat(parts, dim=1)
+            lp = _head_logprobs(model, hidden, target, chunk_tokens)
     cmask = torch.zeros((len(seqs), T), dtype=torch.bool, device=device)
     for i, c in enumerate(completion_ids):
         if c:
             cmask[i, T - len(c) :] = True
     return lp * cmask, cmask
+
+
+def _head_logprobs(model, hidden: torch.Tensor, target: torch.Tensor, chunk_tokens: int) -> torch.Tensor:
+    """log p(target) (rows, T) from final hidden states (rows, T, H), the output layer on chunks of positions."""
+    head = model.get_output_embeddings()
+    T = target.shape[1]
+    step = max(1, chunk_tokens // target.shape[0])
+    parts = []
+    for s in range(0, T, step):
+        h, tgt = hidden[:, s : s + step], target[:, s : s + step]
+        if torch.is_grad_enabled() and h.requires_grad:
+            parts.append(checkpoint(_chunk_logprobs, head, h, tgt, use_reentrant=False))
+        else:
+            parts.append(_chunk_logprobs(head, h, tgt))
+    return torch.cat(parts, dim=1)
+
+
+def _shared_prompt_logprobs(
+    model, prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int, chunk_tokens: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`token_logprobs` with each distinct prompt run once (`prefix_hidden`); the same (rows, T) layout, with
+    completions right-aligned."""
+    device = next(model.parameters()).device
+    distinct: dict[tuple[int, ...], int] = {}
+    row_of = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompt_ids], device=device)
+    P, T = max(len(p) for p in distinct), max(max(len(c) for c in completion_ids), 1)
+    pids = torch.full((len(distinct), P), pad_id, dtype=torch.long)
+    pmask = torch.zeros((len(distinct), P), dtype=torch.long)
+    for p, u in distinct.items():
+        pids[u, P - len(p) :] = torch.tensor(p)
+        pmask[u, P - len(p) :] = 1
+    cids = torch.full((len(completion_ids), T), pad_id, dtype=torch.long)
+    lengths = torch.tensor([len(c) for c in completion_ids], device=device)
+    for i, c in enumerate(completion_ids):
+        cids[i, : len(c)] = torch.tensor(c, dtype=torch.long)
+    cids = cids.to(device)
+    with compute_precision(model):
+        hidden = prefix_hidden(model, pids.to(device), pmask.to(device), cids, row_of)  # (rows, T, H)
+        lp = _head_logprobs(model, hidden, cids, chunk_tokens)  # left-aligned
+    shift = (torch.arange(T, device=device)[None] - (T - lengths)[:, None]).clamp(min=0)  # right-align
+    cmask = torch.arange(T, device=device)[None] >= (T - lengths)[:, None]
+    return lp.gather(1, shift) * cmask, cmask
 
 
 def _chunk_logprobs(head, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

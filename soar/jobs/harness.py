@@ -76,13 +76,22 @@ def run_pair(ctx: GridContext, pair: tuple[str, int]) -> dict | None:
     return {"row": row, "records": records, "history": trained.history}
 
 
+UNTRAINED = ("base", "ps")
+"""arms that are evaluated without training (the base model; PS, the promoted student as it is): minutes
+shorter than the others"""
+
+
 def run_grid(out: Path, arms: tuple[str, ...], student_seeds: tuple[int, ...], workers: Workers) -> list[dict]:
     """Train and evaluate every (arm, seed) not yet in `out/results.jsonl` on `workers` (whose context is a
     GridContext); each finished pair is filed at once by this process. Returns all result rows in (seed,
-    arm) order, whatever order they finished in."""
+    arm) order, whatever order they finished in.
+
+    The untrained arms are handed out last, so that on several workers they fill the time the others leave
+    (longest first), instead of delaying a training that then runs alone at the end."""
     results = out / "results.jsonl"
     done = {(r["arm"], r["seed"]) for r in read_log(results)} if results.exists() else set()  # a torn row: redone
     pairs = [(arm, seed) for seed in student_seeds for arm in arms if (arm, seed) not in done]
+    pairs.sort(key=lambda pair: pair[0] in UNTRAINED)  # stable: otherwise in (seed, arm) order
     for i, res in workers.run(run_pair, pairs):
         arm, seed = pairs[i]
         if res is None:
