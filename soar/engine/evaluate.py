@@ -153,7 +153,7 @@ def forced_step_credit(
     that the model writes the step's value right when everything before it in the worked solution is right.
 
     No sampling, so no scoring noise; on a hard set whose every step is hard it is the mean per-step care, of
-    which a problem's success is about the product (docs/DESIGN.md, "Inner loop")."""
+    which a problem's success is about the product (docs/world-design.md, "A teacher-forced Q_R metric")."""
     import torch
 
     from soar.engine.rloo import token_logprobs
