@@ -9,6 +9,9 @@
   It also decodes one batch whose rows belong to different LoRA copies over one shared frozen base (the
   inner loop's students in lockstep, `soar.engine.sampling.sample_copies`): the base's products run once
   for all rows, each copy's adapters on its own rows.
+
+`prefix_hidden` is the same lean forward for training: rows that share a prompt (a group of k RLOO samples)
+run it once (`soar.engine.rloo.token_logprobs` uses it where `shares_prompts`).
 """
 
 from __future__ import annotations
