@@ -142,6 +142,37 @@ def span_tokens(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) ->
     return [[i for i, (a, b) in enumerate(offsets) if a < end and b > start] for start, end in spans]
 
 
+def completion_logprobs(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    world: World,
+    problems: list[Problem],
+    completions: list[list[int]],
+    batch_size: int,
+    desc: str | None = None,
+) -> list:
+    """Log-probs at temperature 1 of each given completion's tokens (ids) after its problem's student prompt, in
+    eval mode without gradients: one (rows, T) tensor per batch of `batch_size` problems, each completion
+    right-aligned, 0 on padding. `desc`: a progress bar over the batches."""
+    import torch
+    from tqdm import tqdm
+
+    from soar.engine.rloo import token_logprobs
+    from soar.engine.sampling import encode_prompts
+
+    out = []
+    was_training = model.training
+    model.eval()
+    starts = range(0, len(problems), batch_size)
+    for b in tqdm(starts, desc=desc, unit="batch", leave=False) if desc else starts:
+        prompts = encode_prompts(tokenizer, [world.student_prompt(p.question) for p in problems[b : b + batch_size]])
+        with torch.no_grad():
+            lp, _ = token_logprobs(model, prompts, completions[b : b + batch_size], tokenizer.pad_token_id)
+        out.append(lp)
+    model.train(was_training)
+    return out
+
+
 def forced_step_credit(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -154,30 +185,17 @@ def forced_step_credit(
 
     No sampling, so no scoring noise; on a hard set whose every step is hard it is the mean per-step care, of
     which a problem's success is about the product (docs/world-design.md, "A teacher-forced Q_R metric")."""
-    import torch
-
-    from soar.engine.rloo import token_logprobs
-    from soar.engine.sampling import encode_prompts
-
     if world.step_spans is None:
         raise ValueError(f"qr_metric=forced: the {world.name} world cannot write worked solutions with steps")
-    probs: list[float] = []
-    was_training = model.training
-    model.eval()
-    for b in range(0, len(problems), batch_size):
-        chunk = problems[b : b + batch_size]
-        solved = [world.step_spans(p.question) for p in chunk]
-        bad = [p.question for p, s in zip(chunk, solved, strict=True) if s is None]
-        if bad:
-            raise ValueError(f"no worked solution for {bad[0]!r}: the question is outside the world's grammar")
-        enc = [tokenizer(text, add_special_tokens=False, return_offsets_mapping=True) for text, _ in solved]
-        prompts = encode_prompts(tokenizer, [world.student_prompt(p.question) for p in chunk])
-        with torch.no_grad():
-            lp, _ = token_logprobs(model, prompts, [e.input_ids for e in enc], tokenizer.pad_token_id)  # (rows, T)
-        T = lp.shape[1]
-        for row, e, (_, spans) in zip(lp.tolist(), enc, solved, strict=True):
-            start = T - len(e.input_ids)  # completions are right-aligned in `lp`
-            for group in span_tokens(e.offset_mapping, spans):
-                probs.append(math.exp(sum(row[start + i] for i in group)))
-    model.train(was_training)
+    solved = [world.step_spans(p.question) for p in problems]
+    bad = [p.question for p, s in zip(problems, solved, strict=True) if s is None]
+    if bad:
+        raise ValueError(f"no worked solution for {bad[0]!r}: the question is outside the world's grammar")
+    enc = [tokenizer(text, add_special_tokens=False, return_offsets_mapping=True) for text, _ in solved]
+    batches = completion_logprobs(model, tokenizer, world, problems, [e.input_ids for e in enc], batch_size)
+    rows = [row for lp in batches for row in lp.tolist()]  # (T,) each, completions right-aligned
+    probs = []
+    for row, e, (_, spans) in zip(rows, enc, solved, strict=True):
+        start = len(row) - len(e.input_ids)
+        probs += [math.exp(sum(row[start + i] for i in group)) for group in span_tokens(e.offset_mapping, spans)]
     return sum(probs) / len(probs)

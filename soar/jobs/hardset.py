@@ -31,7 +31,7 @@ from soar.core.config import at_least, to_dict
 from soar.core.io import atomic_write_text
 from soar.core.lock import run_lock
 from soar.core.problems import Problem, save_problems
-from soar.engine.evaluate import correct_counts
+from soar.engine.evaluate import completion_logprobs, correct_counts
 from soar.engine.model import load_policy
 from soar.engine.setup import ModelSetup
 from soar.world import World, make_world
@@ -158,29 +158,15 @@ def solution_logprobs(
 
     A lower bound on the problem's per-sample success: a correct box reached through another text also
     counts in sampling (docs/world-design.md)."""
-    import torch
-
-    from soar.engine.rloo import token_logprobs
-    from soar.engine.sampling import encode_prompts
-
     if world.worked_solution is None:
         raise ValueError(f"the {world.name} world cannot write worked solutions; max_log10_p needs one (arithmetic)")
-    out: list[float] = []
-    was_training = model.training
-    model.eval()
-    for b in tqdm(range(0, len(problems), batch_size), desc=desc, unit="batch", leave=False):
-        chunk = problems[b : b + batch_size]
-        sols = [world.worked_solution(p.question) for p in chunk]
-        bad = [p.question for p, s in zip(chunk, sols, strict=True) if s is None]
-        if bad:
-            raise ValueError(f"no worked solution for {bad[0]!r}: the question is outside the world's grammar")
-        prompts = encode_prompts(tokenizer, [world.student_prompt(p.question) for p in chunk])
-        comps = [tokenizer(s, add_special_tokens=False).input_ids for s in sols]
-        with torch.no_grad():
-            lp, mask = token_logprobs(model, prompts, comps, tokenizer.pad_token_id)
-        out += (lp * mask).sum(-1).tolist()
-    model.train(was_training)
-    return out
+    sols = [world.worked_solution(p.question) for p in problems]
+    bad = [p.question for p, s in zip(problems, sols, strict=True) if s is None]
+    if bad:
+        raise ValueError(f"no worked solution for {bad[0]!r}: the question is outside the world's grammar")
+    comps = [tokenizer(s, add_special_tokens=False).input_ids for s in sols]
+    batches = completion_logprobs(model, tokenizer, world, problems, comps, batch_size, desc)
+    return [x for lp in batches for x in lp.sum(-1).tolist()]  # padding is 0
 
 
 def success_estimates(
