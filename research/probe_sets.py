@@ -1,7 +1,7 @@
 """Question sets shaped like one two-turn teacher dataset, for `research/rl_probe.py --mode inner --sets`.
 
 Each set holds `--n` fresh questions with the model's own answers (temperature 1, or `--answer-temperature`;
-student prompt, as rl_probe's `self_answered`; unparsable answers kept as "?"):
+student prompt, as rl_probe's `self_answered`, or `--answer-prompt key`; unparsable answers kept as "?"):
 - good: mix level-1 stones whose hard step has look-ahead 2 (the stones the teacher can answer);
 - good_true: the same questions with the world's true answers;
 - unanswerable: mix level-1 stones whose hard step has look-ahead 4 (the teacher is almost always wrong);
@@ -29,6 +29,7 @@ from soar.engine.evaluate import own_answers
 from soar.engine.model import load_policy
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import make_problem
+from soar.world.base import ANSWER_PROMPTS
 
 SETS = {"good": ("mix", 2), "unanswerable": ("mix", 4), "mul": ("mul", 2)}
 """set name -> (family, look-ahead of the hard +/- step; ignored for mul)"""
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--answer-temperature", type=float, default=1.0, help="of the own answers (0 = greedy)")
+    ap.add_argument("--answer-prompt", default="student", choices=ANSWER_PROMPTS, help="as teacher.answer_prompt")
     ap.add_argument("--right", type=int, default=None, help="the good set holds exactly this many right answers")
     ap.add_argument("--pool", type=int, default=20, help="with --right: the pool is this many times --n questions")
     args = ap.parse_args(argv)
@@ -63,7 +65,10 @@ def main(argv: list[str] | None = None) -> dict:
         rng = random.Random(args.seed * 100 + j)
         size = args.n * args.pool if name == "good" and args.right is not None else args.n
         true = [make_problem(family, 1, rng, min_run=run, max_run=run) for _ in range(size)]
-        answered = own_answers(model, tok, ARITHMETIC, true, args.seed * 100 + 50 + j, 64, args.answer_temperature)
+        prompt_of = ARITHMETIC.answer_prompt(args.answer_prompt)
+        answered = own_answers(
+            model, tok, ARITHMETIC, true, args.seed * 100 + 50 + j, 64, args.answer_temperature, prompt_of
+        )
         if size > args.n:
             keep = with_right([ARITHMETIC.is_equal(t.answer, a.answer) for t, a in zip(true, answered, strict=True)],
                               args.n, args.right)  # fmt: skip

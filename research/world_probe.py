@@ -2,8 +2,9 @@
 
 For a model folder, on fresh problems of the arithmetic world (student prompt, temperature 1):
 (a) teacher accuracy: the model's own answer (one sample, as the two-turn teacher answers: rl_probe's
-    `self_answered`; at `--answer-temperature`, as the loop's `teacher.answer_temperature`, 0 = greedy) on
-    `--stones` mix level-1 problems whose hard step has look-ahead 2;
+    `self_answered`; at `--answer-temperature`, as the loop's `teacher.answer_temperature`, 0 = greedy; in the
+    prompt `--answer-prompt`, as `teacher.answer_prompt`) on `--stones` mix level-1 problems whose hard step
+    has look-ahead 2, and (a') on as many of look-ahead 2, 3 and 4 (fresh draws);
 (b) on the stones whose own answer is wrong (and parses), `--k-students` student samples each: the share
     that reproduce the wrong answer and the share that give the right one (their ratio with a 95% bootstrap
     interval over stones: is it at least 2?); the wrong answers are also
@@ -47,6 +48,7 @@ from soar.world.arithmetic import (
     values,
     written_values,
 )
+from soar.world.base import ANSWER_PROMPTS
 from soar.world.verifiers import extract_boxed
 
 
@@ -138,10 +140,12 @@ def ratio_interval(counts: list[tuple[int, int]], draws: int = 2000, seed: int =
     return round(ratios[int(0.025 * draws)], 2), round(ratios[int(0.975 * draws) - 1], 2)
 
 
-def teacher_and_students(model, tok, n: int, k: int, seed: int, answer_temperature: float = 1.0) -> dict:
+def teacher_and_students(
+    model, tok, n: int, k: int, seed: int, answer_temperature: float = 1.0, answer_prompt: str = "student", run: int = 2
+) -> dict:
     rng = random.Random(seed)
-    stones = [make_problem("mix", 1, rng, min_run=2, max_run=2) for _ in range(n)]
-    prompts = [ARITHMETIC.student_prompt(p.question) for p in stones]
+    stones = [make_problem("mix", 1, rng, min_run=run, max_run=run) for _ in range(n)]
+    prompts = [ARITHMETIC.answer_prompt(answer_prompt)(p.question) for p in stones]
     outs = sample(model, tok, prompts, 1, temperature=answer_temperature, max_new_tokens=64, seed=seed + 1)
     own = [parse_int(extract_boxed(o[0].text)) for o in outs]
     right = [a is not None and a == int(p.answer) for p, a in zip(stones, own, strict=True)]
@@ -182,6 +186,17 @@ def teacher_and_students(model, tok, n: int, k: int, seed: int, answer_temperatu
         },
         "first_error_top": [f"{e[0]} {e[1]}: {c}" for e, c in errors.most_common() if e][:8],
     }
+
+
+def teacher_right(model, tok, n: int, seed: int, temperature: float, answer_prompt: str, run: int) -> float | None:
+    """(a') the share of n fresh mix level-1 stones of look-ahead `run` that the model's own answer gets right."""
+    rng = random.Random(seed)
+    stones = [make_problem("mix", 1, rng, min_run=run, max_run=run) for _ in range(n)]
+    prompts = [ARITHMETIC.answer_prompt(answer_prompt)(p.question) for p in stones]
+    outs = sample(model, tok, prompts, 1, temperature=temperature, max_new_tokens=64, seed=seed + 1)
+    return share(
+        sum(parse_int(extract_boxed(o[0].text)) == int(p.answer) for p, o in zip(stones, outs, strict=True)), n
+    )
 
 
 def care(model, tok, n: int, k: int, seed: int) -> dict:
@@ -228,6 +243,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--l5-n", type=int, default=40, help="(d) level-5 problems")
     ap.add_argument("--l5-k", type=int, default=32, help="(d) scratchpads per problem")
     ap.add_argument("--answer-temperature", type=float, default=1.0, help="(a) the model's own answers (0 = greedy)")
+    ap.add_argument("--answer-prompt", default="student", choices=ANSWER_PROMPTS, help="(a) as teacher.answer_prompt")
     ap.add_argument("--min-run", type=int, default=4)
     ap.add_argument("--max-run", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1313)
@@ -239,8 +255,14 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.time()
     result = {"model": args.model, "args": {k: v for k, v in vars(args).items() if k != "out"}}
     result["teacher"] = teacher_and_students(
-        model, tok, args.stones, args.k_students, args.seed, args.answer_temperature
+        model, tok, args.stones, args.k_students, args.seed, args.answer_temperature, args.answer_prompt
     )
+    result["teacher_right_by_lookahead"] = {
+        run: teacher_right(
+            model, tok, args.stones, args.seed + 10 * run, args.answer_temperature, args.answer_prompt, run
+        )
+        for run in (2, 3, 4)
+    }
     result["care"] = care(model, tok, args.care_n, args.care_k, args.seed + 100)
     result["level5"] = level5(model, tok, args.l5_n, args.l5_k, args.min_run, args.max_run, args.seed + 200)
     result["seconds"] = round(time.time() - t0, 1)

@@ -231,6 +231,22 @@ def test_two_turn_answers_are_the_teachers_own_greedy_solutions():
         assert s.pair.answer == extract_boxed(again).strip()
 
 
+def test_two_turn_answers_in_the_answer_key_prompt():
+    from soar.engine.model import load_policy
+    from soar.engine.sampling import sample
+    from soar.world.verifiers import extract_boxed
+
+    model, tok = load_policy(DEFAULT_MODEL)
+    tcfg = TeacherConfig(n=4, max_new_tokens=200, answer_temperature=0.0, answer_prompt="key")
+    ds, _ = write_datasets(model, tok, ARITHMETIC, tcfg, 1, 1)
+    for s in ds[0]:
+        assert s.answer_prompt == f"<question>{s.pair.question}</question>" and s.answer_token_ids
+        again = sample(model, tok, [s.answer_prompt], 1, temperature=0.0, max_new_tokens=64)[0][0].text
+        assert s.pair.answer == (extract_boxed(again) or "").strip()
+    with pytest.raises(ValueError, match="answer_prompt must be one of student, key"):
+        TeacherConfig(answer_prompt="chat")
+
+
 @pytest.mark.slow
 def test_kill_9_then_resume_from_the_cli(hard_dir, tmp_path):
     """A real `kill -9` of `soar teach` in the middle of a run; `--resume` finishes it (slow tier)."""

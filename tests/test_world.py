@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from soar.engine.model import build_char_tokenizer
 from soar.world.arithmetic import (
     FAMILIES,
     LEVELS,
@@ -25,6 +26,7 @@ from soar.world.arithmetic import (
     values,
     worked_solution,
 )
+from soar.world.formats import student_prompt
 
 Q = "61044 +34966 -28188 +10000 -12345 +00001"
 
@@ -394,18 +396,30 @@ def test_configurable_slips_only_on_hard_steps():
         noisy_values(Q, rng, 0.5, hard_only=True, slip_kind="flip")
 
 
-def test_slip_rate_by_lookahead_matches_the_config():
+KEY_SLIPS = (0.0, 0.0, 0.05, 0.6, 0.9)
+
+
+@pytest.mark.parametrize("answer_key", [False, True])
+def test_slip_rate_by_lookahead_matches_the_config(answer_key):
+    """Solved documents slip at slip_by_lookahead; answer-key documents (key_fraction=1) at key_slip_by_lookahead,
+    in the answer-key prompt."""
     from soar.world.arithmetic import is_hard_step
     from soar.world.corpus import CorpusConfig, pretraining_document
 
-    cfg = CorpusConfig(teacher_fraction=0.0, hard_fraction=1.0, hard_max_run=4, **DIVERSE)
-    want = {2: 0.35, 3: 0.98, 4: 0.98, "mul": 0.97}
+    extra = {"key_fraction": 1.0, "key_slip_by_lookahead": KEY_SLIPS} if answer_key else {}
+    cfg = CorpusConfig(teacher_fraction=0.0, hard_fraction=1.0, hard_max_run=4, **DIVERSE, **extra)
+    want = {2: 0.05, 3: 0.6, 4: 0.9, "mul": 0.97} if answer_key else {2: 0.35, 3: 0.98, 4: 0.98, "mul": 0.97}
     n: dict = dict.fromkeys(want, 0)
     slips: dict = dict.fromkeys(want, 0)
     rng = random.Random(7)
     for _ in range(4000):
         prompt, target = pretraining_document(rng, cfg)
-        q = prompt.removeprefix("User: ").removesuffix(" Assistant: ")
+        if answer_key:
+            assert prompt.startswith("<question>") and prompt.endswith("</question>")
+            q = prompt.removeprefix("<question>").removesuffix("</question>")
+        else:
+            q = prompt.removeprefix("User: ").removesuffix(" Assistant: ")
+            assert student_prompt(q) == prompt
         parsed = parse_question(q)
         written = [parsed[0]] + [int(t) for t in target.split(" =")[1:-1]] + [int(target.split(" =")[-1][:5])]
         for u, w, (op, b) in zip(written, written[1:], parsed[1], strict=False):
@@ -419,6 +433,37 @@ def test_slip_rate_by_lookahead_matches_the_config():
         se = (p * (1 - p) / n[key]) ** 0.5
         assert n[key] > 150, key
         assert abs(slips[key] / n[key] - p) < 4 * se + 1e-3, (key, slips[key], n[key])
+
+
+def test_answer_key_documents_come_at_key_fraction_and_keep_the_old_stream_without_them():
+    from soar.world.corpus import CorpusConfig, pretraining_document
+
+    cfg = CorpusConfig(key_fraction=0.3, **DIVERSE)
+    rng = random.Random(11)
+    docs = [pretraining_document(rng, cfg) for _ in range(3000)]
+    keys = sum(p.startswith("<question>") for p, _ in docs)
+    assert abs(keys / 3000 - 0.3) < 0.03
+    # key_fraction=0 draws no extra random number: the corpus of every earlier model is unchanged
+    a, b = random.Random(5), random.Random(5)
+    plain = CorpusConfig(**DIVERSE)
+    assert [pretraining_document(a, plain) for _ in range(50)] == [
+        pretraining_document(b, CorpusConfig(key_fraction=0.0, key_slip_by_lookahead=KEY_SLIPS, **DIVERSE))
+        for _ in range(50)
+    ]
+
+
+def test_answer_prompts_of_the_worlds():
+    from soar.world import ARITHMETIC
+
+    q = "12345 +11111 -00001 +00000 +00000 +00000"
+    assert ARITHMETIC.answer_prompt("student")(q) == student_prompt(q)
+    assert ARITHMETIC.answer_prompt("key")(q) == f"<question>{q}</question>"
+    tok = build_char_tokenizer()
+    # one token closes the question in both registers, so every value stands as far from its operand
+    for prompt in (ARITHMETIC.answer_prompt(w)(q) for w in ("student", "key")):
+        assert tok(prompt).input_ids[-(len(q) + 1) : -1] == tok(q, add_special_tokens=False).input_ids
+    with pytest.raises(ValueError, match="student, key"):
+        ARITHMETIC.answer_prompt("chat")
 
 
 def test_question_kind_sorts_questions_by_their_hard_steps():

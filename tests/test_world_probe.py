@@ -115,3 +115,25 @@ def test_with_right_picks_the_first_right_and_wrong_answers_in_pool_order():
     assert sets.with_right(right, 3, 3) == [1, 3, 4]
     with pytest.raises(ValueError, match="holds 3 right answers"):
         sets.with_right(right, 4, 4)
+
+
+def test_probe_sets_answer_in_the_answer_key_prompt(tmp_path):
+    """--answer-prompt key: the same questions, answered as the loop's teacher with answer_prompt=key would."""
+    from soar.core.problems import load_problems
+    from soar.engine.evaluate import own_answers
+    from soar.engine.model import DEFAULT_MODEL, load_policy
+    from soar.world import ARITHMETIC
+
+    path = Path(__file__).resolve().parent.parent / "research" / "probe_sets.py"
+    spec = importlib.util.spec_from_file_location("probe_sets", path)
+    sets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sets)
+    for prompt in ("student", "key"):
+        out = str(tmp_path / prompt)
+        sets.main(["--model", str(DEFAULT_MODEL), "--out-dir", out, "--n", "6", "--answer-prompt", prompt])
+    student, key = (load_problems(tmp_path / d / "good.jsonl") for d in ("student", "key"))
+    assert [p.question for p in student] == [p.question for p in key]
+    model, tok = load_policy(DEFAULT_MODEL)
+    want = own_answers(model, tok, ARITHMETIC, key, 50, 64, prompt_of=ARITHMETIC.answer_prompt("key"))
+    assert [p.answer for p in key] == [p.answer for p in want]
+    assert all(ARITHMETIC.answer_parses(p.answer) for p in key)  # the shipped model boxes there too

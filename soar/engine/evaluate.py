@@ -129,10 +129,13 @@ def own_answers(
     seed: int,
     max_new_tokens: int,
     temperature: float = 1.0,
+    prompt_of=None,
 ) -> list[Problem]:
-    """The same problems with the model's own answer to each at `temperature` (0 = greedy; student prompt; an
-    answer it does not box is kept as "?", which matches nothing)."""
-    prompts = [world.student_prompt(p.question) for p in problems]
+    """The same problems with the model's own answer to each at `temperature` (0 = greedy; in the prompt
+    `prompt_of(question)`, the student prompt by default; an answer it does not box is kept as "?", which
+    matches nothing)."""
+    prompt_of = prompt_of or world.student_prompt
+    prompts = [prompt_of(p.question) for p in problems]
     outs = sample(model, tokenizer, prompts, 1, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
     return [replace(p, answer=(extract_boxed(o[0].text) or "?").strip()) for p, o in zip(problems, outs, strict=True)]
 

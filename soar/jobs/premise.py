@@ -33,6 +33,7 @@ from soar.engine.rloo import BatchFn, RLOOConfig, cycling_batches, phased, train
 from soar.jobs.harness import GridContext, Trained, run_grid, summarize
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import FAMILIES, LEVELS, make_problem
+from soar.world.base import ANSWER_PROMPTS
 
 ARMS = ("base", "hard_only", "curriculum", "self_answered")
 
@@ -63,6 +64,8 @@ class PremiseConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     max_new_tokens: int = 64
     """longest student completion (training and evaluation)"""
+    answer_prompt: str = "student"
+    """self_answered: the prompt the base model answers the stones in, as `teacher.answer_prompt` (student | key)"""
     arms: tuple[str, ...] = ARMS
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     """(arm, seed) pairs side by side: parallel.workers processes"""
@@ -76,6 +79,8 @@ class PremiseConfig:
             raise ValueError(f"unknown arms {bad}; valid: {list(ARMS)}")
         at_least(self, 1, "max_new_tokens", "threads")
         at_least(self, 0, "curriculum_steps", "edge_problems")
+        if self.answer_prompt not in ANSWER_PROMPTS:
+            raise ValueError(f"answer_prompt must be one of {', '.join(ANSWER_PROMPTS)}, got {self.answer_prompt!r}")
         parse_stones(self.stones)
 
 
@@ -101,12 +106,17 @@ def stone_batches(specs: list[tuple[str, int]], batch_size: int, min_run: int = 
     return next_batch
 
 
-def self_answered_batches(stones: BatchFn, base, tokenizer, max_new_tokens: int) -> BatchFn:
-    """`stones`, each answered by the frozen base model `base` (one temperature-1 sample)."""
+def self_answered_batches(
+    stones: BatchFn, base, tokenizer, max_new_tokens: int, answer_prompt: str = "student"
+) -> BatchFn:
+    """`stones`, each answered by the frozen base model `base` (one temperature-1 sample, in the prompt that
+    `answer_prompt` names)."""
+    prompt_of = ARITHMETIC.answer_prompt(answer_prompt)
 
     def next_batch(step: int, rng: random.Random) -> list[Problem]:
         problems = stones(step, rng)
-        return own_answers(base, tokenizer, ARITHMETIC, problems, rng.randrange(2**31), max_new_tokens)
+        seed = rng.randrange(2**31)
+        return own_answers(base, tokenizer, ARITHMETIC, problems, seed, max_new_tokens, prompt_of=prompt_of)
 
     return next_batch
 
@@ -167,7 +177,11 @@ def premise_context(cfg: PremiseConfig) -> PremiseContext:
         if arm == "base":
             return Trained(model)
         hard = cycling_batches(train, cfg.rloo.batch_size)
-        first = self_answered_batches(stones, base, tokenizer, cfg.max_new_tokens) if arm == "self_answered" else stones
+        first = (
+            self_answered_batches(stones, base, tokenizer, cfg.max_new_tokens, cfg.answer_prompt)
+            if arm == "self_answered"
+            else stones
+        )
         batches = hard if arm == "hard_only" else phased(first, cfg.curriculum_steps, hard)
         print(f"[seed {seed}] training {arm} for {cfg.rloo.steps} steps")
         history = train_rloo(

@@ -24,6 +24,7 @@ from soar.core.config import at_least
 from soar.core.problems import Problem
 from soar.engine.sampling import sample
 from soar.world import World
+from soar.world.base import ANSWER_PROMPTS
 from soar.world.formats import QAPair, parse_teacher_output
 
 
@@ -55,6 +56,10 @@ class TeacherConfig:
     answer_temperature: float = 1.0
     """two_turn: temperature of the answer turn; 1.0 samples it like the paper's in-tag answers, 0 = greedy
     (a greedy answer takes the careless student's slip at every hard step: docs/world-design.md)"""
+    answer_prompt: str = "student"
+    """two_turn: the prompt of the answer turn: student (the student prompt of the question) | key (the world's
+    answer-key format, arithmetic `<question>Q</question>`: a model pretrained with answer keys answers there
+    in its own register; docs/world-design.md, m25)"""
     grad_clip: float = 1.0
     micro_batch: int = 128
     prefill: str = ""
@@ -70,6 +75,10 @@ class TeacherConfig:
     def __post_init__(self) -> None:
         if self.answer_mode not in ("inline", "two_turn"):
             raise ValueError(f"teacher.answer_mode must be 'inline' or 'two_turn', got {self.answer_mode!r}")
+        if self.answer_prompt not in ANSWER_PROMPTS:
+            raise ValueError(
+                f"teacher.answer_prompt must be one of {', '.join(ANSWER_PROMPTS)}, got {self.answer_prompt!r}"
+            )
         if self.answers not in ANSWERS:
             raise ValueError(f"teacher.answers must be one of {', '.join(ANSWERS)}, got {self.answers!r}")
         at_least(self, 1, "n", "g", "groups", "max_new_tokens")
@@ -144,7 +153,7 @@ def write_datasets(
         firsts = [(s, valid_pair(world, cfg.prefill + s.text, cfg.require_box)) for s in out]
         if cfg.answer_mode == "two_turn":
             turn = (answer_max_new_tokens, cfg.answer_temperature, seeds.answer_turn(seed, round_))
-            firsts = _second_turn(teacher, tokenizer, world, firsts, *turn)
+            firsts = _second_turn(teacher, tokenizer, world.answer_prompt(cfg.answer_prompt), world, firsts, *turn)
         round_ += 1
         for s, pair in firsts:
             attempts += 1
@@ -155,13 +164,15 @@ def write_datasets(
     return datasets, {"attempts": attempts, "invalid": invalid, "invalid_rate": invalid / attempts}
 
 
-def _second_turn(teacher, tokenizer, world: World, firsts, max_new_tokens: int, temperature: float, seed: int):
-    """Replace each valid pair's answer by the teacher's own solution in the student prompt (greedy at
-    temperature 0, else one sample)."""
+def _second_turn(
+    teacher, tokenizer, prompt_of, world: World, firsts, max_new_tokens: int, temperature: float, seed: int
+):
+    """Replace each valid pair's answer by the teacher's own solution in the prompt `prompt_of(question)` (greedy
+    at temperature 0, else one sample)."""
     from soar.world.verifiers import extract_boxed
 
     todo = [i for i, (_, p) in enumerate(firsts) if p is not None]
-    prompts = [world.student_prompt(firsts[i][1].question) for i in todo]
+    prompts = [prompt_of(firsts[i][1].question) for i in todo]
     outs = (
         sample(teacher, tokenizer, prompts, 1, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
         if todo

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from soar.world import arithmetic
 from soar.world.base import PromptSettings, World
-from soar.world.formats import TEACHER_PROMPT_ARITH, student_prompt
+from soar.world.formats import TEACHER_PROMPT_ARITH, answer_key_prompt, student_prompt
 
 
 def _arith_truth(question: str) -> str | None:
@@ -28,6 +28,7 @@ ARITHMETIC = World(
     step_spans=arithmetic.step_spans,
     final_split=arithmetic.final_split,
     kind=arithmetic.question_kind,
+    answer_key_prompt=answer_key_prompt,
 )
 
 

@@ -23,6 +23,10 @@ class PromptSettings:
     training, evaluation and a resumed run see byte-identical prompts"""
 
 
+ANSWER_PROMPTS = ("student", "key")
+"""the prompts a model's own answer to a question can be asked in (`teacher.answer_prompt`)"""
+
+
 @dataclass(frozen=True)
 class World:
     name: str
@@ -53,6 +57,20 @@ class World:
     kind: Callable[[str], str | None] | None = None
     """question -> its kind for the report's plot of the teacher's question mix over outer steps (arithmetic:
     easy, a one-hard-step stone by its look-ahead, several hard steps, multiplication); None = unparsed"""
+
+    answer_key_prompt: Callable[[str], str] | None = None
+    """question -> the prompt of the teacher's answer turn in the world's answer-key format (arithmetic:
+    `<question>Q</question>`), for `teacher.answer_prompt: key`; None = the world has none"""
+
+    def answer_prompt(self, which: str) -> Callable[[str], str]:
+        """question -> the prompt of a model's own answer: the student prompt, or the answer-key prompt (`key`)."""
+        if which not in ANSWER_PROMPTS:
+            raise ValueError(f"answer prompt must be one of {', '.join(ANSWER_PROMPTS)}, got {which!r}")
+        if which == "student":
+            return self.student_prompt
+        if self.answer_key_prompt is None:
+            raise ValueError(f"answer_prompt=key: the {self.name} world has no answer-key format")
+        return self.answer_key_prompt
 
     def in_grammar(self, question: str) -> bool:
         """Is `question` one the world can read (arithmetic: its expression grammar; other worlds: always)?"""

@@ -27,7 +27,7 @@ from soar.world.arithmetic import (
     solution_text,
     worked_solution,
 )
-from soar.world.formats import TEACHER_PROMPT_ARITH, student_prompt, teacher_document
+from soar.world.formats import TEACHER_PROMPT_ARITH, answer_key_prompt, student_prompt, teacher_document
 
 
 @dataclass
@@ -60,6 +60,14 @@ class CorpusConfig:
     uniform in 1..9: one-signed, so slips never cancel, and a wrong answer is seldom the student's own)"""
     hard_max_run: int = 3
     """longest look-ahead of the hard steps in the hard_fraction documents (3 = the shipped corpus; at most 4)"""
+    key_fraction: float = 0.0
+    """share of answer-key documents: `answer_key_prompt(Q)` (`<question>Q</question>`), then the values and the
+    box of a careless solver that slips at `key_slip_by_lookahead`, problems drawn like the solved documents;
+    0 = none (the models before m25). They teach the model a second register, the one the teacher answers in
+    with `teacher.answer_prompt: key`"""
+    key_slip_by_lookahead: tuple[float, ...] = ()
+    """slip probability of an answer-key document's +/- hard step by look-ahead (as `slip_by_lookahead`);
+    () = slip_by_lookahead"""
     teacher_reasoning: str = "none"
     """what teacher documents carry between the question and the answer tags: none | scratchpad (the
     careless solver's register values) | transcript (a student-format transcript of the careless solver:
@@ -78,11 +86,25 @@ def pretraining_document(rng: random.Random, cfg: CorpusConfig) -> tuple[str, st
             cfg.teacher_reasoning
         ]
         return TEACHER_PROMPT_ARITH, teacher_document(p.question, fmt(v[-1]), reasoning)
+    # The first test keeps the random stream of corpora without answer keys unchanged.
+    key = cfg.key_fraction > 0 and rng.random() < cfg.key_fraction
     family = rng.choices(FAMILIES, weights=cfg.family_weights)[0]
     if cfg.hard_fraction > 0 and rng.random() < cfg.hard_fraction:
         p = make_problem(family, None, rng, max_run=cfg.hard_max_run)
     else:
         p = make_problem(family, None, rng, natural=True)
+    if key:
+        v = noisy_values(
+            p.question,
+            rng,
+            cfg.student_slip,
+            hard_only=True,
+            slip_by_lookahead=tuple(cfg.key_slip_by_lookahead or cfg.slip_by_lookahead),
+            mul_slip=cfg.mul_slip,
+            slip_kind=cfg.slip_kind,
+        )
+        assert v is not None
+        return answer_key_prompt(p.question), solution_text(v)
     if cfg.student_slip > 0 or cfg.slip_by_lookahead:
         v = noisy_values(
             p.question,

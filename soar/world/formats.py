@@ -19,6 +19,13 @@ def student_prompt(question: str) -> str:
     return STUDENT_TEMPLATE.format(question=question)
 
 
+def answer_key_prompt(question: str) -> str:
+    """The arithmetic world's answer-key format: the teacher's own question in its tags, then the worked values
+    and the box, as in the student format. `</question>` and ` Assistant: ` are one token each, so every value
+    stands as far from its operand as in the student format."""
+    return f"<question>{question}</question>"
+
+
 def teacher_document(question: str, answer: str, reasoning: str = "") -> str:
     """The teacher-format text of one question/answer pair (what the teacher is asked to write), with
     optional reasoning between the tags."""
