@@ -158,6 +158,7 @@ SHIPPED_CONFIGS = [
     ("configs/smollm2-cpu.yaml", "run"),
     ("configs/premise.yaml", "premise"),
     ("configs/premise-m20.yaml", "premise"),
+    ("configs/premise-m26.yaml", "premise"),
     ("configs/teacher-moves.yaml", "run"),
 ]
 
