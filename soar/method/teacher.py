@@ -59,7 +59,7 @@ class TeacherConfig:
     answer_prompt: str = "student"
     """two_turn: the prompt of the answer turn: student (the student prompt of the question) | key (the world's
     answer-key format, arithmetic `<question>Q</question>`: a model pretrained with answer keys answers there
-    in its own register; docs/world-design.md, m25)"""
+    in its own register; docs/world-design.md, "answer keys")"""
     grad_clip: float = 1.0
     micro_batch: int = 128
     prefill: str = ""

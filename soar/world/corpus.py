@@ -63,7 +63,7 @@ class CorpusConfig:
     key_fraction: float = 0.0
     """share of answer-key documents: `answer_key_prompt(Q)` (`<question>Q</question>`), then the values and the
     box of a careless solver that slips at `key_slip_by_lookahead`, problems drawn like the solved documents;
-    0 = none (the models before m25). They teach the model a second register, the one the teacher answers in
+    0 = none (the shipped model). They teach the model a second register, the one the teacher answers in
     with `teacher.answer_prompt: key`"""
     key_slip_by_lookahead: tuple[float, ...] = ()
     """slip probability of an answer-key document's +/- hard step by look-ahead (as `slip_by_lookahead`);
