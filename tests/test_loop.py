@@ -247,6 +247,27 @@ def test_two_turn_answers_in_the_answer_key_prompt():
         TeacherConfig(answer_prompt="chat")
 
 
+def test_premise_self_answered_stones_take_the_answer_prompt():
+    """The premise's self-answered arm asks the base model in the prompt the loop's teacher would use."""
+    import random
+
+    from soar.engine.evaluate import own_answers
+    from soar.engine.model import load_policy
+    from soar.jobs.premise import PremiseConfig, self_answered_batches, stone_batches
+
+    model, tok = load_policy(DEFAULT_MODEL)
+    stones = stone_batches([("mix", 1)], 6, 2, 2)
+    for which in ("student", "key"):
+        got = self_answered_batches(stones, model, tok, 64, which)(0, random.Random(3))
+        rng = random.Random(3)
+        problems = stones(0, rng)
+        want = own_answers(model, tok, ARITHMETIC, problems, rng.randrange(2**31), 64,
+                           prompt_of=ARITHMETIC.answer_prompt(which))  # fmt: skip
+        assert got == want
+    with pytest.raises(ValueError, match="answer_prompt must be one of student, key"):
+        PremiseConfig(answer_prompt="chat")
+
+
 @pytest.mark.slow
 def test_kill_9_then_resume_from_the_cli(hard_dir, tmp_path):
     """A real `kill -9` of `soar teach` in the middle of a run; `--resume` finishes it (slow tier)."""
