@@ -33,7 +33,7 @@ from soar.engine.rloo import BatchFn, RLOOConfig, cycling_batches, phased, train
 from soar.jobs.harness import GridContext, Trained, run_grid, summarize
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import FAMILIES, LEVELS, make_problem
-from soar.world.base import ANSWER_PROMPTS
+from soar.world.base import check_answer_prompt
 
 ARMS = ("base", "hard_only", "curriculum", "self_answered")
 
@@ -79,8 +79,7 @@ class PremiseConfig:
             raise ValueError(f"unknown arms {bad}; valid: {list(ARMS)}")
         at_least(self, 1, "max_new_tokens", "threads")
         at_least(self, 0, "curriculum_steps", "edge_problems")
-        if self.answer_prompt not in ANSWER_PROMPTS:
-            raise ValueError(f"answer_prompt must be one of {', '.join(ANSWER_PROMPTS)}, got {self.answer_prompt!r}")
+        check_answer_prompt(self.answer_prompt)
         parse_stones(self.stones)
 
 

@@ -24,7 +24,7 @@ from soar.core.config import at_least
 from soar.core.problems import Problem
 from soar.engine.sampling import sample
 from soar.world import World
-from soar.world.base import ANSWER_PROMPTS
+from soar.world.base import check_answer_prompt
 from soar.world.formats import QAPair, parse_teacher_output
 
 
@@ -75,10 +75,7 @@ class TeacherConfig:
     def __post_init__(self) -> None:
         if self.answer_mode not in ("inline", "two_turn"):
             raise ValueError(f"teacher.answer_mode must be 'inline' or 'two_turn', got {self.answer_mode!r}")
-        if self.answer_prompt not in ANSWER_PROMPTS:
-            raise ValueError(
-                f"teacher.answer_prompt must be one of {', '.join(ANSWER_PROMPTS)}, got {self.answer_prompt!r}"
-            )
+        check_answer_prompt(self.answer_prompt, "teacher.answer_prompt")
         if self.answers not in ANSWERS:
             raise ValueError(f"teacher.answers must be one of {', '.join(ANSWERS)}, got {self.answers!r}")
         at_least(self, 1, "n", "g", "groups", "max_new_tokens")

@@ -27,6 +27,11 @@ ANSWER_PROMPTS = ("student", "key")
 """the prompts a model's own answer to a question can be asked in (`teacher.answer_prompt`)"""
 
 
+def check_answer_prompt(value: str, name: str = "answer_prompt") -> None:
+    if value not in ANSWER_PROMPTS:
+        raise ValueError(f"{name} must be one of {', '.join(ANSWER_PROMPTS)}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class World:
     name: str
@@ -64,8 +69,7 @@ class World:
 
     def answer_prompt(self, which: str) -> Callable[[str], str]:
         """question -> the prompt of a model's own answer: the student prompt, or the answer-key prompt (`key`)."""
-        if which not in ANSWER_PROMPTS:
-            raise ValueError(f"answer prompt must be one of {', '.join(ANSWER_PROMPTS)}, got {which!r}")
+        check_answer_prompt(which)
         if which == "student":
             return self.student_prompt
         if self.answer_key_prompt is None:

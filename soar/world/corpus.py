@@ -93,28 +93,18 @@ def pretraining_document(rng: random.Random, cfg: CorpusConfig) -> tuple[str, st
         p = make_problem(family, None, rng, max_run=cfg.hard_max_run)
     else:
         p = make_problem(family, None, rng, natural=True)
-    if key:
+    prompt = answer_key_prompt(p.question) if key else student_prompt(p.question)
+    slips = tuple(cfg.key_slip_by_lookahead or cfg.slip_by_lookahead) if key else tuple(cfg.slip_by_lookahead)
+    if key or cfg.student_slip > 0 or cfg.slip_by_lookahead:
         v = noisy_values(
             p.question,
             rng,
             cfg.student_slip,
             hard_only=True,
-            slip_by_lookahead=tuple(cfg.key_slip_by_lookahead or cfg.slip_by_lookahead),
+            slip_by_lookahead=slips,
             mul_slip=cfg.mul_slip,
             slip_kind=cfg.slip_kind,
         )
         assert v is not None
-        return answer_key_prompt(p.question), solution_text(v)
-    if cfg.student_slip > 0 or cfg.slip_by_lookahead:
-        v = noisy_values(
-            p.question,
-            rng,
-            cfg.student_slip,
-            hard_only=True,
-            slip_by_lookahead=tuple(cfg.slip_by_lookahead),
-            mul_slip=cfg.mul_slip,
-            slip_kind=cfg.slip_kind,
-        )
-        assert v is not None
-        return student_prompt(p.question), solution_text(v)
-    return student_prompt(p.question), worked_solution(p.question)  # type: ignore[return-value]
+        return prompt, solution_text(v)
+    return prompt, worked_solution(p.question)  # type: ignore[return-value]
