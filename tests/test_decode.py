@@ -25,13 +25,14 @@ def shipped():
     return load_policy(DEFAULT_MODEL)
 
 
+@pytest.mark.parametrize("k", [1, 2])  # 1: each row keeps its prompt's keys; 2: a prompt's keys shared by its rows
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_fused_and_hf_write_the_same_completions_on_the_shipped_model(shipped, temperature):
+def test_fused_and_hf_write_the_same_completions_on_the_shipped_model(shipped, temperature, k):
     model, tok = shipped
     prompts = _prompts(16)
     assert len({len(tok(p).input_ids) for p in prompts}) > 1  # left padding is exercised
-    hf = sample(model, tok, prompts, 2, temperature=temperature, seed=7, backend="hf", max_new_tokens=64)
-    fused = sample(model, tok, prompts, 2, temperature=temperature, seed=7, backend="fused", max_new_tokens=64)
+    hf = sample(model, tok, prompts, k, temperature=temperature, seed=7, backend="hf", max_new_tokens=64)
+    fused = sample(model, tok, prompts, k, temperature=temperature, seed=7, backend="fused", max_new_tokens=64)
     assert [[s.token_ids for s in row] for row in fused] == [[s.token_ids for s in row] for row in hf]
     assert [[s.finished for s in row] for row in fused] == [[s.finished for s in row] for row in hf]
     lengths = {len(s.token_ids) for row in hf for s in row}

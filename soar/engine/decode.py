@@ -184,10 +184,8 @@ class _Layer:
 
 def _rms(x: torch.Tensor, norm) -> torch.Tensor:
     """LlamaRMSNorm: normalised in float32, scaled in the input's dtype."""
-    dtype = x.dtype
-    h = x.float()
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)
-    return norm.weight * h.to(dtype)
+    h = F.rms_norm(x.float(), (x.shape[-1],), eps=norm.variance_epsilon)  # one kernel for the four of HF's
+    return norm.weight * h.to(x.dtype)
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -237,6 +235,7 @@ class LlamaDecoder:
         self.shared = False  # the prompts' keys kept once (group >= 2)
         self.offset = 0  # where a row's written tokens start in its own cache
         self.length = 0  # tokens written after the prompt
+        self.blocked = torch.zeros(0, dtype=torch.bool)  # (B, 1, 1, keys) of this decoding step: True = masked
 
     def _segments(self, copy_of: torch.Tensor) -> list[tuple[int, int]]:
         """(start, stop) of each copy's rows in a forward whose rows belong to copies `copy_of`."""
@@ -273,7 +272,12 @@ class LlamaDecoder:
 
     def step(self, tokens: torch.Tensor, keep: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Logits after one more token per row; `keep` is False for rows whose new token is padding."""
-        self.written[:, self.offset + self.length] = keep
+        at = self.offset + self.length
+        self.written[:, at] = keep
+        seen = self.written[:, : at + 1]  # the keys each row attends to in this step, in every layer
+        if self.shared:
+            seen = torch.cat((self.prompt_valid[self.row_of], seen), dim=-1)
+        self.blocked = ~seen[:, None, None]  # (B, 1, 1, keys)
         return self._forward(tokens[:, None], positions, self.row_segments)
 
     def _attend_step(self, i: int, q: torch.Tensor, scale: float) -> torch.Tensor:
@@ -291,13 +295,22 @@ class LlamaDecoder:
         sp = sp.view(U, self.kv_heads, self.group, rep, P).transpose(1, 2).reshape(B, self.kv_heads, rep, P)
         sg = torch.matmul(q, gk.transpose(-1, -2))  # (B, kv, rep, t)
         scores = torch.cat((sp, sg), dim=-1) * scale
-        allowed = torch.cat((self.prompt_valid[self.row_of], self.written[:, :t]), dim=-1)[:, None, None]
-        w = torch.softmax(scores.masked_fill(~allowed, float("-inf")).float(), dim=-1).to(q.dtype)
+        w = torch.softmax(scores.masked_fill(self.blocked, float("-inf")).float(), dim=-1).to(q.dtype)
         wp, wg = w[..., :P], w[..., P:]
         wp = wp.view(U, self.group, self.kv_heads, rep, P).transpose(1, 2).reshape(U, self.kv_heads, -1, P)
         op = torch.matmul(wp, pv).view(U, self.kv_heads, self.group, rep, D).transpose(1, 2)
         op = op.reshape(B, self.kv_heads, rep, D)
         return (op + torch.matmul(wg, gv)).reshape(B, self.heads, 1, D)
+
+    def _attend_rows(self, i: int, q: torch.Tensor, t: int, scale: float) -> torch.Tensor:
+        """One query per row (B, heads, 1, D) against the row's own first t cached keys (its prompt's and its
+        written ones). Two matrix products and a masked softmax: at one query per row this is several times
+        cheaper on a CPU than `scaled_dot_product_attention` with a mask (docs/PERFORMANCE.md)."""
+        B, rep, D = q.shape[0], self.heads // self.kv_heads, self.head_dim
+        q = q.view(B, self.kv_heads, rep, D)  # the query heads that share each key-value head
+        scores = torch.matmul(q, self.keys[i][:, :, :t].transpose(-1, -2)) * scale  # (B, kv, rep, t)
+        w = torch.softmax(scores.masked_fill(self.blocked, float("-inf")).float(), dim=-1).to(q.dtype)
+        return torch.matmul(w, self.values[i][:, :, :t]).reshape(B, self.heads, 1, D)
 
     def _forward(
         self, ids: torch.Tensor, positions: torch.Tensor, segments, prefill: torch.Tensor | None = None
@@ -331,11 +344,7 @@ class LlamaDecoder:
                 if self.shared:
                     o = self._attend_step(i, q, att.scaling)
                 else:
-                    keys, values = self.keys[i][:, :, : at + 1], self.values[i][:, :, : at + 1]
-                    allowed = self.written[:, None, None, : at + 1]
-                    o = F.scaled_dot_product_attention(
-                        q, keys, values, attn_mask=allowed, scale=att.scaling, enable_gqa=gqa
-                    )
+                    o = self._attend_rows(i, q, at + 1, att.scaling)
             x = x + proj.project(o.transpose(1, 2).reshape(B, T, -1), "o_proj", segments)
             h = _rms(x, layer.post_attention_layernorm)
             gated = F.silu(proj.project(h, "gate_proj", segments)) * proj.project(h, "up_proj", segments)
