@@ -11,11 +11,13 @@ step's R_k equals the first setting's (the result does not depend on workers or 
 
     python benchmarks/bench_parallel.py --settings 1x2 2x1 --steps 2
     python benchmarks/bench_parallel.py --settings 1x1 2x1 2x1:2 --steps 2
+    python benchmarks/bench_parallel.py --settings 1x1 2x1 --set inner.micro_batch=128 teacher.micro_batch=128
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -56,12 +58,19 @@ def main() -> None:
     )
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--backend", default="local", choices=["local", "ray"])
-    ap.add_argument("--set", nargs="*", default=[], help="SoarConfig overrides as key=value (ints/floats)")
+    ap.add_argument(
+        "--set", nargs="*", default=[], help="SoarConfig overrides as key=value or section.key=value (ints/floats)"
+    )
     args = ap.parse_args()
     base: dict = {}
+    nested: dict = {}
     for kv in args.set:
         k, _, v = kv.partition("=")
-        base[k] = float(v) if "." in v else int(v)
+        section, _, key = k.rpartition(".")
+        (nested.setdefault(section, {}) if section else base)[key] = float(v) if "." in v else int(v)
+    defaults = SoarConfig()
+    for section, values in nested.items():  # e.g. inner.micro_batch=128, teacher.micro_batch=128
+        base[section] = dataclasses.replace(getattr(defaults, section), **values)
     rows = [one_setting(s, args.steps, args.backend, base) for s in args.settings]
     ref = rows[0]["step_s"]
     for r in rows:

@@ -89,3 +89,32 @@ def test_lr_schedule_warmup_then_cosine():
 def test_lr_schedule_floor_is_pretrainings_cosine_to_ten_percent():
     f = lr_schedule(10, warmup=0, floor=0.1)
     assert f(0) == pytest.approx(1.0) and f(5) == pytest.approx(0.55) and f(10) == pytest.approx(0.1)
+
+
+def test_micro_batches_give_the_one_pass_update(tiny):
+    """rloo.micro_batch splits a policy update into passes: the same parameters to float rounding, and
+    the same pg/kl statistics, as one pass over all rows (rows of several prompt and completion lengths)."""
+    from soar.engine.model import clone_model, frozen
+    from soar.engine.rloo import policy_update
+
+    model, tok = tiny
+    rng = torch.Generator().manual_seed(0)
+    rows = []
+    for i in range(12):
+        prompt = torch.randint(3, 60, (3 + i % 4,), generator=rng).tolist()
+        completion = torch.randint(3, 60, (2 + i % 5,), generator=rng).tolist()
+        rows.append((prompt, completion, float(i % 3 - 1)))
+    ref = frozen(clone_model(model))
+    out = {}
+    for mb in (12, 5, 1):
+        student = clone_model(model)
+        opt = torch.optim.SGD(student.parameters(), lr=1.0)  # the step is the gradient (Adam would magnify rounding)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        stats = policy_update(student, ref, opt, sched, rows, 0.01, 1.0, mb, tok.pad_token_id)
+        out[mb] = (torch.cat([p.detach().flatten() for p in student.parameters()]), stats)
+    moved = (out[12][0] - torch.cat([p.detach().flatten() for p in model.parameters()])).abs().max()
+    assert moved > 1e-3  # the update did something
+    for mb in (5, 1):
+        torch.testing.assert_close(out[mb][0], out[12][0], atol=1e-6, rtol=1e-5)
+        for key in ("pg_loss", "kl", "grad_norm"):
+            assert out[mb][1][key] == pytest.approx(out[12][1][key], rel=1e-4, abs=1e-7)

@@ -61,7 +61,8 @@ class TeacherConfig:
     answer-key format, arithmetic `<question>Q</question>`: a model pretrained with answer keys answers there
     in its own register; docs/world-design.md, "answer keys")"""
     grad_clip: float = 1.0
-    micro_batch: int = 128
+    micro_batch: int = 32
+    """documents per forward/backward pass of the teacher's update (as the students' rloo.micro_batch)"""
     prefill: str = ""
     """text that starts every teacher reply (part of the prompt, not trained); "" = the paper. Tiny chat models
     follow the format more often with "<question>" (configs/smollm2-cpu.yaml)"""
