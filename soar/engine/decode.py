@@ -304,8 +304,8 @@ class LlamaDecoder:
 
     def _attend_rows(self, i: int, q: torch.Tensor, t: int, scale: float) -> torch.Tensor:
         """One query per row (B, heads, 1, D) against the row's own first t cached keys (its prompt's and its
-        written ones). Two matrix products and a masked softmax: at one query per row this is several times
-        cheaper on a CPU than `scaled_dot_product_attention` with a mask (docs/PERFORMANCE.md)."""
+        written ones). Two matrix products and a masked softmax: at one query per row this was cheaper on a CPU
+        than `scaled_dot_product_attention` with a mask (docs/PERFORMANCE.md, eleventh session)."""
         B, rep, D = q.shape[0], self.heads // self.kv_heads, self.head_dim
         q = q.view(B, self.kv_heads, rep, D)  # the query heads that share each key-value head
         scores = torch.matmul(q, self.keys[i][:, :, :t].transpose(-1, -2)) * scale  # (B, kv, rep, t)
