@@ -230,6 +230,7 @@ class LlamaDecoder:
         self.prompt_keys: list[torch.Tensor] = []  # per layer (U, kv_heads, P, head_dim)
         self.prompt_values: list[torch.Tensor] = []
         self.prompt_valid = torch.zeros(0)  # (U, P) False on left padding
+        self.row_prompt_valid = torch.zeros(0)  # (B, P) the same for each row
         self.row_of = torch.zeros(0)  # (B,) the distinct prompt of each row
         self.group = 0  # k when row b belongs to prompt b // k for every row, else 0
         self.shared = False  # the prompts' keys kept once (group >= 2)
@@ -256,6 +257,7 @@ class LlamaDecoder:
             row_of = torch.arange(U, device=ids.device).repeat_interleave(k)
         self.row_of = row_of
         self.prompt_valid = mask[first].bool()
+        self.row_prompt_valid = self.prompt_valid[row_of]  # (B, P): each row's prompt keys, fixed for the run
         self.shared = self.group >= 2  # else each row keeps its prompt's keys too, and attention is one kernel
         self.offset = 0 if self.shared else T  # where a row's written tokens start in its cache
         shape = (B, self.kv_heads, self.capacity - T + self.offset, self.head_dim)
@@ -263,7 +265,7 @@ class LlamaDecoder:
         self.values = [torch.empty(shape, dtype=self.dtype, device=self.device) for _ in self.layers]
         self.written = torch.zeros((B, self.capacity - T + self.offset), dtype=torch.bool, device=self.device)
         if not self.shared:
-            self.written[:, :T] = self.prompt_valid[row_of]
+            self.written[:, :T] = self.row_prompt_valid
         causal = torch.ones((T, T), dtype=torch.bool, device=ids.device).tril()
         allowed = causal[None] & self.prompt_valid[:, None, :]  # (U, T, T)
         allowed |= torch.eye(T, dtype=torch.bool, device=ids.device)[None]  # a pad position sees itself: no NaN
@@ -276,7 +278,7 @@ class LlamaDecoder:
         self.written[:, at] = keep
         seen = self.written[:, : at + 1]  # the keys each row attends to in this step, in every layer
         if self.shared:
-            seen = torch.cat((self.prompt_valid[self.row_of], seen), dim=-1)
+            seen = torch.cat((self.row_prompt_valid, seen), dim=-1)
         self.blocked = ~seen[:, None, None]  # (B, 1, 1, keys)
         return self._forward(tokens[:, None], positions, self.row_segments)
 
@@ -328,7 +330,6 @@ class LlamaDecoder:
             k = proj.project(h, "k_proj", segments).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
             v = proj.project(h, "v_proj", segments).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
             q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
-            gqa = self.kv_heads != self.heads
             if prefill is not None:
                 if self.shared:
                     self.prompt_keys.append(k.to(self.dtype))
@@ -336,6 +337,7 @@ class LlamaDecoder:
                 else:
                     self.keys[i][:, :, :T] = k[self.row_of]
                     self.values[i][:, :, :T] = v[self.row_of]
+                gqa = self.kv_heads != self.heads
                 o = F.scaled_dot_product_attention(q, k, v, attn_mask=prefill, scale=att.scaling, enable_gqa=gqa)
             else:
                 at = self.offset + self.length
