@@ -163,3 +163,32 @@ def test_shared_prompt_forward_is_for_plain_llamas_on_a_cpu_only():
     assert not shares_prompts(model)  # it does not recompute layers: the Hugging Face forward does
     lora, _ = load_policy(DEFAULT_MODEL, opts=LoadConfig(lora=LoraSettings(r=4)))
     assert not shares_prompts(lora)
+
+
+def test_fused_rope_table_gives_the_rotation_of_the_model_own_and_dynamic_rope_is_computed_per_step():
+    from soar.engine.decode import _rotate, _rotate_signed
+
+    model = _gqa_llama()
+    fused = LlamaDecoder(model, batch=1, capacity=8)
+    cos_t, signed_t = fused._rope_table(20)
+    x = torch.randn(2, 4, 20, 16)
+    with torch.no_grad():
+        cos, sin = model.model.rotary_emb(x, position_ids=torch.arange(20)[None])
+    assert torch.equal(cos_t, cos[0])  # a lookup gives the values the model computes, bit for bit
+    assert torch.equal(_rotate_signed(x, cos_t, signed_t), _rotate(x, cos, sin))
+    cfg = model.config
+    cfg.rope_parameters = {"rope_type": "dynamic", "factor": 2.0, "rope_theta": 500.0}
+    torch.manual_seed(0)
+    dynamic = LlamaForCausalLM(cfg).eval()
+    assert LlamaDecoder(dynamic, batch=1, capacity=8)._rope_table(20) is None  # frequencies depend on length
+
+
+@pytest.mark.parametrize("backend", ["hf", "fused"])
+def test_sampling_never_records_gradients(shipped, backend, monkeypatch):
+    import soar.engine.sampling as sampling
+
+    seen, draw = [], sampling._draw
+    monkeypatch.setattr(sampling, "_draw", lambda *a: seen.append(torch.is_grad_enabled()) or draw(*a))
+    model, tok = shipped
+    sample(model, tok, _prompts(2), 2, max_new_tokens=4, seed=0, backend=backend)
+    assert seen and not any(seen)

@@ -194,6 +194,12 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
     return x * cos + rotated * sin
 
 
+def _rotate_signed(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """`_rotate` with the sign of the first half folded into `signed_sin` (one roll instead of a negation and a
+    concatenation): bitwise the same values."""
+    return x * cos + x.roll(x.shape[-1] // 2, dims=-1) * signed_sin
+
+
 class LlamaDecoder:
     """Prefill once, then one token per step, for a batch of left-padded prompts.
 
@@ -227,8 +233,8 @@ class LlamaDecoder:
         self.copy_of_row = copy_of_row.to(self.device)
         self.copies = len(models)
         self.row_segments = self._segments(self.copy_of_row)  # each copy's rows in a decoding step
-        self.prompt_keys: list[torch.Tensor] = []  # per layer (U, kv_heads, P, head_dim)
-        self.prompt_values: list[torch.Tensor] = []
+        self.prompt_keys: list[torch.Tensor] = []  # per layer (U, kv_heads, head_dim, P), transposed once
+        self.prompt_values: list[torch.Tensor] = []  # per layer (U, kv_heads, P, head_dim)
         self.prompt_valid = torch.zeros(0)  # (U, P) False on left padding
         self.row_prompt_valid = torch.zeros(0)  # (B, P) the same for each row
         self.row_of = torch.zeros(0)  # (B,) the distinct prompt of each row
@@ -237,6 +243,7 @@ class LlamaDecoder:
         self.offset = 0  # where a row's written tokens start in its own cache
         self.length = 0  # tokens written after the prompt
         self.blocked = torch.zeros(0, dtype=torch.bool)  # (B, 1, 1, keys) of this decoding step: True = masked
+        self.rope: tuple[torch.Tensor, torch.Tensor] | None = None  # cos, signed sin by position (static RoPE)
 
     def _segments(self, copy_of: torch.Tensor) -> list[tuple[int, int]]:
         """(start, stop) of each copy's rows in a forward whose rows belong to copies `copy_of`."""
@@ -269,8 +276,21 @@ class LlamaDecoder:
         causal = torch.ones((T, T), dtype=torch.bool, device=ids.device).tril()
         allowed = causal[None] & self.prompt_valid[:, None, :]  # (U, T, T)
         allowed |= torch.eye(T, dtype=torch.bool, device=ids.device)[None]  # a pad position sees itself: no NaN
+        self.rope = self._rope_table(int(positions.max()) + self.capacity - T + 1)
         segments = self._segments(self.copy_of_row[first])
         return self._forward(unique[:, 1:], positions[first], segments, prefill=allowed[:, None])[row_of]
+
+    def _rope_table(self, span: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """cos and signed sin (`_rotate_signed`) of positions 0..span-1, from the model's own rotary embedding
+        (elementwise in the position, so a lookup gives the same values); None for RoPE types whose
+        frequencies depend on the sequence length (dynamic, longrope): those are computed at every step."""
+        rotary = self.model.model.rotary_emb
+        if any(kind in str(getattr(rotary, "rope_type", "default")) for kind in ("dynamic", "longrope")):
+            return None
+        like = self.model.model.embed_tokens.weight[:1]  # the dtype and device of the hidden states
+        cos, sin = rotary(like, position_ids=torch.arange(span, device=self.device)[None])
+        half = sin.shape[-1] // 2
+        return cos[0], torch.cat((-sin[0, :, :half], sin[0, :, half:]), dim=-1)
 
     def step(self, tokens: torch.Tensor, keep: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Logits after one more token per row; `keep` is False for rows whose new token is padding."""
@@ -290,19 +310,18 @@ class LlamaDecoder:
         t = self.length + 1
         gk, gv = self.keys[i][:, :, :t], self.values[i][:, :, :t]
         pk, pv = self.prompt_keys[i], self.prompt_values[i]
-        U, P = pk.shape[0], pk.shape[2]
+        U, P = pk.shape[0], pk.shape[3]
+        kv, k = self.kv_heads, self.group
         # (U, kv, k*rep, D): all rows of a prompt in one product with its keys
-        qg = q.view(U, self.group, self.kv_heads, rep, D).transpose(1, 2).reshape(U, self.kv_heads, -1, D)
-        sp = torch.matmul(qg, pk.transpose(-1, -2))  # (U, kv, k*rep, P)
-        sp = sp.view(U, self.kv_heads, self.group, rep, P).transpose(1, 2).reshape(B, self.kv_heads, rep, P)
-        sg = torch.matmul(q, gk.transpose(-1, -2))  # (B, kv, rep, t)
-        scores = torch.cat((sp, sg), dim=-1) * scale
-        w = torch.softmax(scores.masked_fill(self.blocked, float("-inf")).float(), dim=-1).to(q.dtype)
-        wp, wg = w[..., :P], w[..., P:]
-        wp = wp.view(U, self.group, self.kv_heads, rep, P).transpose(1, 2).reshape(U, self.kv_heads, -1, P)
-        op = torch.matmul(wp, pv).view(U, self.kv_heads, self.group, rep, D).transpose(1, 2)
-        op = op.reshape(B, self.kv_heads, rep, D)
-        return (op + torch.matmul(wg, gv)).reshape(B, self.heads, 1, D)
+        qg = q.view(U, k, kv, rep, D).transpose(1, 2).reshape(U, kv, -1, D)
+        sp = torch.matmul(qg, pk).view(U, kv, k, rep, P).transpose(1, 2)  # (U, k, kv, rep, P), a view
+        sg = torch.matmul(q, gk.transpose(-1, -2)).view(U, k, kv, rep, t)
+        scores = torch.cat((sp, sg), dim=-1).view(B, kv, rep, P + t)  # the one copy lays rows out in order
+        scores.mul_(scale).masked_fill_(self.blocked, float("-inf"))
+        w = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+        wp = w.view(U, k, kv, rep, P + t)[..., :P].transpose(1, 2).reshape(U, kv, -1, P)
+        op = torch.matmul(wp, pv).view(U, kv, k, rep, D).transpose(1, 2).reshape(B, kv, rep, D)
+        return torch.matmul(w[..., P:], gv).add_(op).reshape(B, self.heads, 1, D)
 
     def _attend_rows(self, i: int, q: torch.Tensor, t: int, scale: float) -> torch.Tensor:
         """One query per row (B, heads, 1, D) against the row's own first t cached keys (its prompt's and its
@@ -310,8 +329,9 @@ class LlamaDecoder:
         than `scaled_dot_product_attention` with a mask (docs/PERFORMANCE.md, eleventh session)."""
         B, rep, D = q.shape[0], self.heads // self.kv_heads, self.head_dim
         q = q.view(B, self.kv_heads, rep, D)  # the query heads that share each key-value head
-        scores = torch.matmul(q, self.keys[i][:, :, :t].transpose(-1, -2)) * scale  # (B, kv, rep, t)
-        w = torch.softmax(scores.masked_fill(self.blocked, float("-inf")).float(), dim=-1).to(q.dtype)
+        scores = torch.matmul(q, self.keys[i][:, :, :t].transpose(-1, -2))  # (B, kv, rep, t)
+        scores.mul_(scale).masked_fill_(self.blocked, float("-inf"))
+        w = torch.softmax(scores.float(), dim=-1).to(q.dtype)
         return torch.matmul(w, self.values[i][:, :, :t]).reshape(B, self.heads, 1, D)
 
     def _forward(
@@ -320,8 +340,12 @@ class LlamaDecoder:
         """The prompts' forward (`prefill`: their attention mask), or one decoding step of every row."""
         inner = self.model.model
         x = F.embedding(ids, inner.embed_tokens.weight)
-        cos, sin = inner.rotary_emb(x, position_ids=positions)
-        cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, D): broadcast over heads
+        if self.rope is not None:
+            cos, sin = self.rope[0][positions][:, None], self.rope[1][positions][:, None]  # (B, 1, T, D)
+            rotate = _rotate_signed
+        else:
+            cos, sin = inner.rotary_emb(x, position_ids=positions)
+            cos, sin, rotate = cos[:, None], sin[:, None], _rotate  # (B, 1, T, D): broadcast over heads
         B, T, _ = x.shape
         for i, (layer, proj) in enumerate(zip(inner.layers, self.layers, strict=True)):
             att = layer.self_attn
@@ -329,11 +353,12 @@ class LlamaDecoder:
             q = proj.project(h, "q_proj", segments).view(B, T, self.heads, self.head_dim).transpose(1, 2)
             k = proj.project(h, "k_proj", segments).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
             v = proj.project(h, "v_proj", segments).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
-            q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+            q, k = rotate(q, cos, sin), rotate(k, cos, sin)
             if prefill is not None:
                 if self.shared:
-                    self.prompt_keys.append(k.to(self.dtype))
-                    self.prompt_values.append(v.to(self.dtype))
+                    # contiguous once here: a strided operand is copied by every step's product
+                    self.prompt_keys.append(k.to(self.dtype).transpose(-1, -2).contiguous())
+                    self.prompt_values.append(v.to(self.dtype).contiguous())
                 else:
                     self.keys[i][:, :, :T] = k[self.row_of]
                     self.values[i][:, :, :T] = v[self.row_of]

@@ -6,12 +6,13 @@ the package knows how generation is done.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from soar.engine.decode import decoder, row_spans
+from soar.engine.decode import LlamaDecoder, decoder, row_spans
 from soar.engine.model import compute_precision
 
 
@@ -86,6 +87,15 @@ def _generate(
         torch.repeat_interleave(torch.arange(len(copy_rows)), torch.tensor(copy_rows)) if len(models) > 1 else None
     )
     dec = decoder(model, B, ids.shape[1] + max_new_tokens, backend, copy_of_row)
+    # the lean decoder's tensors never meet autograd: inference mode skips its bookkeeping (1.08x at 8 x 8)
+    # (`inference_mode(False)` would switch gradients back on: the other decoders keep `no_grad`)
+    with torch.inference_mode() if isinstance(dec, LlamaDecoder) else nullcontext():
+        return _decode(dec, ids, mask, temperature, max_new_tokens, eos_ids, pad_id, generators, spans)
+
+
+def _decode(dec, ids, mask, temperature, max_new_tokens, eos_ids, pad_id, generators, spans):
+    """`_generate`'s prefill and token loop with decoder `dec`."""
+    device, B = ids.device, ids.shape[0]
     pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, P): left padding must not shift positions
     logits = dec.prefill(ids, mask, pos)  # (B, V)
     if not torch.isfinite(logits).all():
