@@ -183,8 +183,11 @@ class _Layer:
 
 
 def _rms(x: torch.Tensor, norm) -> torch.Tensor:
-    """LlamaRMSNorm: normalised in float32, scaled in the input's dtype."""
-    h = F.rms_norm(x.float(), (x.shape[-1],), eps=norm.variance_epsilon)  # one kernel for the four of HF's
+    """LlamaRMSNorm: normalised in float32, scaled in the input's dtype (one kernel for the five of HF's in
+    float32, where scaling inside the kernel gives the same values)."""
+    if x.dtype == torch.float32 and norm.weight.dtype == torch.float32:
+        return F.rms_norm(x, (x.shape[-1],), weight=norm.weight, eps=norm.variance_epsilon)
+    h = F.rms_norm(x.float(), (x.shape[-1],), eps=norm.variance_epsilon)
     return norm.weight * h.to(x.dtype)
 
 

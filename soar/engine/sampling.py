@@ -54,7 +54,8 @@ def _draw(logits: torch.Tensor, temperature: float, generator: torch.Generator |
     """One token per row: argmax at temperature 0, else a draw from softmax(logits / temperature)."""
     if temperature <= 0:
         return logits.argmax(-1)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    scaled = logits.float() if temperature == 1 else logits.float() / temperature  # x / 1 is x: one op less
+    probs = torch.softmax(scaled, dim=-1)
     if generator is not None and generator.device != probs.device:
         return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(probs.device)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
@@ -109,7 +110,7 @@ def _decode(dec, ids, mask, temperature, max_new_tokens, eos_ids, pad_id, genera
             tok = _draw(logits, temperature, generators[0])
         else:  # each copy's rows from its own generator, as if it were sampled alone
             tok = torch.cat([_draw(logits[s:e], temperature, g) for (s, e), g in zip(spans, generators, strict=True)])
-        tok = torch.where(done, torch.full_like(tok, pad_id), tok)
+        tok = tok.masked_fill_(done, pad_id)
         new[:, t] = tok
         is_eos = torch.isin(tok, stop) & ~done
         done |= is_eos
