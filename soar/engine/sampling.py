@@ -94,7 +94,17 @@ def _generate(
         return _decode(dec, ids, mask, temperature, max_new_tokens, eos_ids, pad_id, generators, spans)
 
 
-def _decode(dec, ids, mask, temperature, max_new_tokens, eos_ids, pad_id, generators, spans):
+def _decode(
+    dec,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    temperature: float,
+    max_new_tokens: int,
+    eos_ids: list[int],
+    pad_id: int,
+    generators: list[torch.Generator | None],
+    spans: list[tuple[int, int]],
+) -> tuple[list[list[int]], list[bool]]:
     """`_generate`'s prefill and token loop with decoder `dec`."""
     device, B = ids.device, ids.shape[0]
     pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, P): left padding must not shift positions
@@ -110,7 +120,7 @@ def _decode(dec, ids, mask, temperature, max_new_tokens, eos_ids, pad_id, genera
             tok = _draw(logits, temperature, generators[0])
         else:  # each copy's rows from its own generator, as if it were sampled alone
             tok = torch.cat([_draw(logits[s:e], temperature, g) for (s, e), g in zip(spans, generators, strict=True)])
-        tok = tok.masked_fill_(done, pad_id)
+        tok.masked_fill_(done, pad_id)  # a finished row writes padding
         new[:, t] = tok
         is_eos = torch.isin(tok, stop) & ~done
         done |= is_eos
