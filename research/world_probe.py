@@ -12,8 +12,9 @@ For a model folder, on fresh problems of the arithmetic world (student prompt, t
     each wrong answer's first wrong value is (`first_error`: before, at or after the hard step, and how it
     differs from the truth);
 (c) care by look-ahead L = 2, 3, 4: among samples whose value before the hard step of a level-1 problem is
-    right, the share that write the hard step right;
-(d) the mean and median Rao-Blackwellised success estimate (`soar.jobs.hardset.success_estimates`) on level-5
+    right, the share that write the hard step right, and of those that write it wrong, the share whose wrong
+    value is one designed slip (`designed_slip_share`);
+(d) the mean and median Rao-Blackwellised success estimate (`soar.jobs.hardset.success_estimates`) on level-STEPS
     mix problems whose hard steps all have look-ahead `--min-run`..`--max-run`.
 
     python research/world_probe.py --model runs/m17b --out runs/m17b-probe.json
@@ -36,10 +37,12 @@ import torch
 
 from soar.engine.model import DEFAULT_MODEL, load_policy
 from soar.engine.sampling import sample
+from soar.engine.setup import Setup
 from soar.jobs.hardset import success_estimates
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import (
     MOD,
+    STEPS,
     _longest_run,
     fmt,
     make_problem,
@@ -50,6 +53,9 @@ from soar.world.arithmetic import (
 )
 from soar.world.base import ANSWER_PROMPTS
 from soar.world.verifiers import extract_boxed
+
+MAX_NEW_TOKENS = Setup().max_new_tokens
+"""the student's completion length (a completion of every register value and the box)"""
 
 
 def hard_index(runs: list[int]) -> int:
@@ -87,6 +93,17 @@ def slip_kind(question: str, answer: int, i: int) -> str:
     _, start = _longest_run(true[i], op, b)
     delta = (answer - true[-1]) % MOD
     return "designed" if delta in designed_deltas(start) else "other"
+
+
+def hard_step_slip(question: str, completion: str, i: int) -> str | None:
+    """How a completion's value at hard step i differs from the truth when it is wrong: "designed" for one
+    designed diverse slip (+d x 10^start), else "other"; None when it is right or not written."""
+    parsed, true = parse_question(question), values(question)
+    written = written_values(completion)
+    if parsed is None or true is None or len(written) <= i or written[i] == true[i + 1]:
+        return None
+    _, start = _longest_run(true[i], *parsed[1][i])
+    return "designed" if (written[i] - true[i + 1]) % MOD in designed_deltas(start) else "other"
 
 
 def designed_deltas(start: int) -> set[int]:
@@ -146,12 +163,12 @@ def teacher_and_students(
     rng = random.Random(seed)
     stones = [make_problem("mix", 1, rng, min_run=run, max_run=run) for _ in range(n)]
     prompts = [ARITHMETIC.answer_prompt(answer_prompt)(p.question) for p in stones]
-    outs = sample(model, tok, prompts, 1, temperature=answer_temperature, max_new_tokens=64, seed=seed + 1)
+    outs = sample(model, tok, prompts, 1, temperature=answer_temperature, max_new_tokens=MAX_NEW_TOKENS, seed=seed + 1)
     own = [parse_int(extract_boxed(o[0].text)) for o in outs]
     right = [a is not None and a == int(p.answer) for p, a in zip(stones, own, strict=True)]
     wrong = [(p, a) for p, a, r in zip(stones, own, right, strict=True) if not r and a is not None]
     prompts = [ARITHMETIC.student_prompt(p.question) for p, _ in wrong]
-    rows = sample(model, tok, prompts, k, max_new_tokens=64, seed=seed + 2)
+    rows = sample(model, tok, prompts, k, max_new_tokens=MAX_NEW_TOKENS, seed=seed + 2)
     errors = Counter(
         first_error(p.question, o[0].text, hard_index(p.meta["runs"]))
         for p, o, r in zip(stones, outs, right, strict=True)
@@ -193,7 +210,7 @@ def teacher_right(model, tok, n: int, seed: int, temperature: float, answer_prom
     rng = random.Random(seed)
     stones = [make_problem("mix", 1, rng, min_run=run, max_run=run) for _ in range(n)]
     prompts = [ARITHMETIC.answer_prompt(answer_prompt)(p.question) for p in stones]
-    outs = sample(model, tok, prompts, 1, temperature=temperature, max_new_tokens=64, seed=seed + 1)
+    outs = sample(model, tok, prompts, 1, temperature=temperature, max_new_tokens=MAX_NEW_TOKENS, seed=seed + 1)
     return share(
         sum(parse_int(extract_boxed(o[0].text)) == int(p.answer) for p, o in zip(stones, outs, strict=True)), n
     )
@@ -205,8 +222,8 @@ def care(model, tok, n: int, k: int, seed: int) -> dict:
         rng = random.Random(seed + run)
         probs = [make_problem("mix", 1, rng, min_run=run, max_run=run) for _ in range(n)]
         prompts = [ARITHMETIC.student_prompt(p.question) for p in probs]
-        rows = sample(model, tok, prompts, k, max_new_tokens=64, seed=seed + 10 + run)
-        seen = ok = hits = 0
+        rows = sample(model, tok, prompts, k, max_new_tokens=MAX_NEW_TOKENS, seed=seed + 10 + run)
+        seen = ok = hits = designed = 0
         for p, row in zip(probs, rows, strict=True):
             i = hard_index(p.meta["runs"])
             for s in row:
@@ -214,13 +231,19 @@ def care(model, tok, n: int, k: int, seed: int) -> dict:
                 c = care_outcome(p.question, s.text, i)
                 if c is not None:
                     seen, ok = seen + 1, ok + c
-        out[f"L{run}"] = {"care": share(ok, seen), "conditioned_samples": seen, "pass1": share(hits, n * k)}
+                    designed += not c and hard_step_slip(p.question, s.text, i) == "designed"
+        out[f"L{run}"] = {
+            "care": share(ok, seen),
+            "conditioned_samples": seen,
+            "pass1": share(hits, n * k),
+            "designed_slip_share": share(designed, seen - ok),
+        }
     return out
 
 
 def level5(model, tok, n: int, k: int, min_run: int, max_run: int, seed: int) -> dict:
     rng = random.Random(seed)
-    probs = [make_problem("mix", 5, rng, min_run=min_run, max_run=max_run) for _ in range(n)]
+    probs = [make_problem("mix", STEPS, rng, min_run=min_run, max_run=max_run) for _ in range(n)]
     est, hits = success_estimates(model, tok, ARITHMETIC, probs, k, seed + 1)
     return {
         "problems": n,

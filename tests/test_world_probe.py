@@ -137,3 +137,22 @@ def test_probe_sets_answer_in_the_answer_key_prompt(tmp_path):
     want = own_answers(model, tok, ARITHMETIC, key, 50, 64, prompt_of=ARITHMETIC.answer_prompt("key"))
     assert [p.answer for p in key] == [p.answer for p in want]
     assert all(ARITHMETIC.answer_parses(p.answer) for p in key)  # the shipped model boxes there too
+
+
+def test_hard_step_slip_classifies_a_wrong_hard_step_value():
+    probe = _probe()
+    import random
+
+    from soar.world.arithmetic import diverse_slip_op, fmt, make_problem, parse_question, values
+
+    p = make_problem("mix", 1, random.Random(5), min_run=3, max_run=3)
+    i = probe.hard_index(p.meta["runs"])
+    v, (_, ops) = values(p.question), parse_question(p.question)
+
+    def upto(value):  # the true chain before step i, then `value` at step i
+        return " =".join([fmt(x) for x in v[: i + 1]] + [fmt(value % 10**5)])
+
+    assert probe.hard_step_slip(p.question, upto(v[i + 1]), i) is None  # right
+    assert probe.hard_step_slip(p.question, upto(diverse_slip_op(v[i], *ops[i], 7)), i) == "designed"
+    assert probe.hard_step_slip(p.question, upto(v[i + 1] + 37), i) == "other"
+    assert probe.hard_step_slip(p.question, " =".join(fmt(x) for x in v[: i + 1]), i) is None  # not written
