@@ -5,7 +5,8 @@ set, and reports held-out pass@32 at the end. When a curriculum arm ends at 0 th
 the stones teach nothing, or did they teach care at look-ahead 2 that never reached look-ahead 4? This probe
 runs only the stone phase of one arm, with the premise config's model, stones and RLOO settings, and every
 `--every` steps measures on the student being trained:
-- care at look-ahead 2 / 3 / 4 (`world_probe.care`: a hard step right when the value before it is right);
+- care at look-ahead 2 / 3 / 4 (`world_probe.care`: a hard step right when the value before it is right),
+  and of the hard steps written wrong, the share that are one designed slip (`designed_slip_share`);
 - the stones' true accuracy, whatever answers the arm trains on (`stone_pass1`);
 - the hard train set's per-sample success, the Rao-Blackwellised mean estimate of
   `soar.jobs.hardset.success_estimates` over its first `--hard-n` problems: the premise's hard phase (100
@@ -79,8 +80,10 @@ def measure(model, tok, cfg: PremiseConfig, hard, args) -> dict:
     specs = parse_stones(cfg.stones)
     was_training = model.training
     model.eval()
+    cares = care(model, tok, args.care_n, args.care_k, args.seed)
     row = {
-        "care": {L: v["care"] for L, v in care(model, tok, args.care_n, args.care_k, args.seed).items()},
+        "care": {L: v["care"] for L, v in cares.items()},
+        "designed_slip_share": {L: v["designed_slip_share"] for L, v in cares.items()},
         "stone_pass1": round(
             stone_pass1(
                 model,
@@ -149,19 +152,24 @@ def run(args) -> dict:
     }
 
 
+def _by_lookahead(values: dict) -> str:
+    return " / ".join("-" if values.get(L) is None else f"{values[L]:.3f}" for L in ("L2", "L3", "L4"))
+
+
 def table(paths: list[str]) -> str:
     lines = [
-        "| arm | step | trained-on match | stones right | care L2 / L3 / L4 | hard mean (median log10) |",
-        "|---|---|---|---|---|---|",
+        "| arm | step | trained-on match | stones right | care L2 / L3 / L4 | designed slips L2 / L3 / L4 "
+        "| hard mean (median log10) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for p in paths:
         r = json.loads(Path(p).read_text())
         for c in r["curve"]:
-            cares = " / ".join(f"{c['care'][L]:.3f}" if c["care"][L] is not None else "-" for L in ("L2", "L3", "L4"))
+            cares, slips = (_by_lookahead(c.get(key, {})) for key in ("care", "designed_slip_share"))
             match = c.get("trained_on_match")
             lines.append(
                 f"| {r['arm']} | {c['step']} | {'-' if match is None else f'{match:.3f}'} | {c['stone_pass1']:.3f} | "
-                f"{cares} | {c['hard']['mean']:.2g} ({c['hard']['median_log10']}) |"
+                f"{cares} | {slips} | {c['hard']['mean']:.2g} ({c['hard']['median_log10']}) |"
             )
     return "\n".join(lines)
 

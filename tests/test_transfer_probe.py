@@ -19,7 +19,7 @@ def test_curve_has_a_point_at_start_and_every_few_steps(tmp_path):
     assert [c["step"] for c in r["curve"]] == [0, 1, 2]
     assert "trained_on_match" not in r["curve"][0]  # nothing trained yet
     for c in r["curve"]:
-        assert set(c["care"]) == {"L2", "L3", "L4"}
+        assert set(c["care"]) == set(c["designed_slip_share"]) == {"L2", "L3", "L4"}
         assert 0.0 <= c["stone_pass1"] <= 1.0 and c["hard"]["mean"] >= 0.0
     assert 0.0 <= r["curve"][1]["trained_on_match"] <= 1.0
     assert json.loads(out.read_text())["arm"] == "self_answered"
