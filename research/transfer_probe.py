@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from soar.core.config import load_config
+from soar.core.config import ConfigError, load_config
 from soar.core.problems import load_problems
 from soar.engine.model import clone_model, load_policy
 from soar.engine.rloo import train_rloo
@@ -105,9 +105,18 @@ def measure(model, tok, cfg: PremiseConfig, hard, args) -> dict:
     return row
 
 
-def run(args) -> dict:
-    torch.set_num_threads(args.threads)
+def settings(args) -> PremiseConfig:
+    """The premise config, its stones checked (a bad look-ahead range fails here, before any model loads)."""
     cfg = load_config(PremiseConfig, args.config, args.set)
+    make_problem("mix", 1, random.Random(0), min_run=cfg.stone_min_run, max_run=cfg.stone_max_run)
+    for name in ("model", "hard_dir"):
+        if not Path(getattr(cfg, name)).exists():
+            raise FileNotFoundError(f"{name} {getattr(cfg, name)} does not exist")
+    return cfg
+
+
+def run(args, cfg: PremiseConfig) -> dict:
+    torch.set_num_threads(args.threads)
     steps = args.steps if args.steps is not None else cfg.curriculum_steps
     rloo = cfg.rloo if steps <= cfg.rloo.steps else replace(cfg.rloo, steps=steps)
     base, tok = load_policy(cfg.model)
@@ -195,7 +204,11 @@ def main(argv: list[str] | None = None) -> dict | None:
         return None
     if args.every < 1:
         ap.error("--every must be at least 1")
-    result = run(args)
+    try:
+        cfg = settings(args)
+    except (ConfigError, FileNotFoundError, ValueError) as e:  # a wrong config, path or stone range: no traceback
+        ap.error(str(e))
+    result = run(args, cfg)
     text = json.dumps(result, indent=1)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

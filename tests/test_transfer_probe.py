@@ -38,3 +38,15 @@ def test_table_prints_one_row_per_point(tmp_path, capsys):
     assert _probe().main(["--table", str(out)]) is None
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| curriculum")]
     assert len(rows) == 3
+
+
+def test_a_bad_config_is_a_usage_error_not_a_traceback(tmp_path, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as e:
+        _probe().main(["--config", str(tmp_path / "missing.yaml")])
+    assert e.value.code == 2 and "missing.yaml" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _probe().main(["--set", "stone_max_run=7"])
+    with pytest.raises(SystemExit):
+        _probe().main(["--set", "model=no/such/model"])
