@@ -18,7 +18,7 @@ runs only the stone phase of one arm, with the premise config's model, stones an
 
 Arms: `curriculum` (true answers, the premise's oracle curriculum) and `self_answered` (the frozen base model's
 own temperature-1 answers). Two arms run side by side as two processes (`--threads 1` each). Prints one JSON
-object (also written to `--out`); `--table` prints the runs as one markdown table.
+object (also written to `--out`, after every point); `--table` prints the runs as one markdown table.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 from soar.core.config import ConfigError, load_config
+from soar.core.io import atomic_write_text
 from soar.core.problems import load_problems
 from soar.engine.model import clone_model, load_policy
 from soar.engine.rloo import train_rloo
@@ -128,37 +129,45 @@ def run(args, cfg: PremiseConfig) -> dict:
         else stones
     )
     model = clone_model(base)
-    curve = [{"step": 0, **measure(model, tok, cfg, hard, args)}]
-    print(json.dumps(curve[-1]), flush=True)
+    curve: list[dict] = []
     rewards: list[float] = []
+    t0 = time.time()
+
+    def result() -> dict:
+        return {
+            "config": args.config,
+            "model": cfg.model,
+            "arm": args.arm,
+            "steps": steps,
+            "lr": rloo.lr,
+            "seed": args.seed,
+            "hard_problems": len(hard),
+            "hard_k": args.hard_k,
+            "seconds": round(time.time() - t0, 1),
+            "curve": curve,
+        }
+
+    def add_point(point: dict) -> None:  # --out rewritten after every point: a crash keeps the curve so far
+        curve.append({**point, **measure(model, tok, cfg, hard, args)})
+        print(json.dumps(curve[-1]), flush=True)
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(Path(args.out), json.dumps(result(), indent=1))
 
     def on_step(step: int, metrics: dict) -> None:
         rewards.append(metrics["accuracy"])
         if (step + 1) % args.every == 0 or step + 1 == steps:
-            point = {"step": step + 1, "trained_on_match": round(statistics.mean(rewards), 4)}
+            add_point({"step": step + 1, "trained_on_match": round(statistics.mean(rewards), 4)})
             rewards.clear()
-            curve.append({**point, **measure(model, tok, cfg, hard, args)})
-            print(json.dumps(curve[-1]), flush=True)
         if step + 1 == steps:
             raise _StonePhaseOver
 
-    t0 = time.time()
+    add_point({"step": 0})
     try:  # the learning-rate schedule runs over all the premise's rloo.steps, as in the premise's stone phase
         train_rloo(model, tok, ARITHMETIC, batches, rloo, args.seed, cfg.max_new_tokens, on_step=on_step)
     except _StonePhaseOver:
         pass
-    return {
-        "config": args.config,
-        "model": cfg.model,
-        "arm": args.arm,
-        "steps": steps,
-        "lr": rloo.lr,
-        "seed": args.seed,
-        "hard_problems": len(hard),
-        "hard_k": args.hard_k,
-        "seconds": round(time.time() - t0, 1),
-        "curve": curve,
-    }
+    return result()
 
 
 def _by_lookahead(values: dict) -> str:
@@ -202,18 +211,14 @@ def main(argv: list[str] | None = None) -> dict | None:
     if args.table:
         print(table(args.table))
         return None
-    if args.every < 1:
-        ap.error("--every must be at least 1")
+    if args.every < 1 or (args.steps is not None and args.steps < 1):
+        ap.error("--every and --steps must be at least 1")
     try:
         cfg = settings(args)
     except (ConfigError, FileNotFoundError, ValueError) as e:  # a wrong config, path or stone range: no traceback
         ap.error(str(e))
-    result = run(args, cfg)
-    text = json.dumps(result, indent=1)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
-    print(text)
+    result = run(args, cfg)  # written to --out as it goes
+    print(json.dumps(result, indent=1))
     return result
 
 

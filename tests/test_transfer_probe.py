@@ -50,3 +50,26 @@ def test_a_bad_config_is_a_usage_error_not_a_traceback(tmp_path, capsys):
         _probe().main(["--set", "stone_max_run=7"])
     with pytest.raises(SystemExit):
         _probe().main(["--set", "model=no/such/model"])
+
+
+def test_out_holds_the_curve_so_far_after_every_point(tmp_path, monkeypatch):
+    probe = _probe()
+    out = tmp_path / "tp.json"
+    seen = []
+    measure = probe.measure
+
+    def spy(*a, **k):  # before each new point, --out holds every earlier one
+        seen.append(len(json.loads(out.read_text())["curve"]) if out.exists() else 0)
+        return measure(*a, **k)
+
+    monkeypatch.setattr(probe, "measure", spy)
+    probe.main(["--arm", "curriculum", *ARGS, "--out", str(out)])
+    assert seen == [0, 1, 2]
+    assert len(json.loads(out.read_text())["curve"]) == 3
+
+
+def test_steps_below_one_is_a_usage_error():
+    import pytest
+
+    with pytest.raises(SystemExit):
+        _probe().main(["--steps", "0"])
