@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from conftest import load_probe
 
 
@@ -41,8 +42,6 @@ def test_table_prints_one_row_per_point(tmp_path, capsys):
 
 
 def test_a_bad_config_is_a_usage_error_not_a_traceback(tmp_path, capsys):
-    import pytest
-
     with pytest.raises(SystemExit) as e:
         _probe().main(["--config", str(tmp_path / "missing.yaml")])
     assert e.value.code == 2 and "missing.yaml" in capsys.readouterr().err
@@ -69,7 +68,5 @@ def test_out_holds_the_curve_so_far_after_every_point(tmp_path, monkeypatch):
 
 
 def test_steps_below_one_is_a_usage_error():
-    import pytest
-
     with pytest.raises(SystemExit):
         _probe().main(["--steps", "0"])
