@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import statistics
 import sys
@@ -47,7 +46,7 @@ from soar.world import ARITHMETIC
 from soar.world.arithmetic import make_problem
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from world_probe import care  # noqa: E402  (a sibling research script)
+from world_probe import care, estimate_summary  # noqa: E402  (a sibling research script)
 
 ARMS = ("curriculum", "self_answered")
 
@@ -68,11 +67,8 @@ def stone_pass1(model, tok, specs, n: int, k: int, min_run: int, max_run: int, s
 
 def hard_estimate(model, tok, problems, k: int, seed: int) -> dict:
     est, hits = success_estimates(model, tok, ARITHMETIC, problems, k, seed)
-    return {
-        "mean": float(f"{statistics.mean(est):.3g}"),
-        "median_log10": round(statistics.median(math.log10(max(e, 1e-30)) for e in est), 2),
-        "sampled_successes": sum(hits),
-    }
+    mean, median_log10 = estimate_summary(est)
+    return {"mean": mean, "median_log10": median_log10, "sampled_successes": sum(hits)}
 
 
 def measure(model, tok, cfg: PremiseConfig, hard, args) -> dict:
@@ -209,7 +205,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     ap.add_argument("--table", nargs="+", default=[], help="print these probe JSON files as one table and stop")
     args = ap.parse_args(argv)
     if args.table:
-        print(table(args.table))
+        try:
+            print(table(args.table))
+        except (OSError, ValueError, KeyError) as e:  # a missing or foreign file: say which, no traceback
+            ap.error(f"--table: not a transfer_probe result: {e}")
         return None
     if args.every < 1 or (args.steps is not None and args.steps < 1):
         ap.error("--every and --steps must be at least 1")

@@ -241,17 +241,23 @@ def care(model, tok, n: int, k: int, seed: int) -> dict:
     return out
 
 
+def estimate_summary(est: list[float]) -> tuple[float, float]:
+    """The mean (3 significant digits) and the median log10 (2 decimals) of per-problem success estimates."""
+    return float(f"{statistics.mean(est):.3g}"), round(statistics.median(math.log10(max(e, 1e-30)) for e in est), 2)
+
+
 def level5(model, tok, n: int, k: int, min_run: int, max_run: int, seed: int) -> dict:
     rng = random.Random(seed)
     probs = [make_problem("mix", STEPS, rng, min_run=min_run, max_run=max_run) for _ in range(n)]
     est, hits = success_estimates(model, tok, ARITHMETIC, probs, k, seed + 1)
+    mean, median_log10 = estimate_summary(est)
     return {
         "problems": n,
         "k": k,
         "look_ahead": f"{min_run}-{max_run}",
         "sampled_successes": sum(hits),
-        "mean_estimate": float(f"{statistics.mean(est):.3g}"),
-        "median_log10_estimate": round(statistics.median(math.log10(max(e, 1e-30)) for e in est), 2),
+        "mean_estimate": mean,
+        "median_log10_estimate": median_log10,
         "max_estimate": float(f"{max(est):.3g}"),
     }
 

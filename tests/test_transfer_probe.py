@@ -70,3 +70,8 @@ def test_out_holds_the_curve_so_far_after_every_point(tmp_path, monkeypatch):
 def test_steps_below_one_is_a_usage_error():
     with pytest.raises(SystemExit):
         _probe().main(["--steps", "0"])
+
+
+def test_table_of_a_missing_file_is_a_usage_error(tmp_path):
+    with pytest.raises(SystemExit):
+        _probe().main(["--table", str(tmp_path / "none.json")])

@@ -156,3 +156,7 @@ def test_hard_step_slip_classifies_a_wrong_hard_step_value():
     assert probe.hard_step_slip(p.question, upto(diverse_slip_op(v[i], *ops[i], 7)), i) == "designed"
     assert probe.hard_step_slip(p.question, upto(v[i + 1] + 37), i) == "other"
     assert probe.hard_step_slip(p.question, " =".join(fmt(x) for x in v[: i + 1]), i) is None  # not written
+
+
+def test_estimate_summary_gives_the_mean_and_median_log10():
+    assert _probe().estimate_summary([1e-2, 1e-4, 0.0]) == (0.00337, -4.0)
