@@ -119,3 +119,34 @@ def test_the_premise_report_describes_every_kind_of_screen():
     deep_line = hard_set_line(deep)
     assert "bound below 1e-5 5205, estimated success below it 470 -> fail@32 435; train 218" in deep_line
     assert "again" not in deep_line and "None" not in deep_line + shipped
+
+
+def test_the_premise_report_names_the_schedule_and_every_seed():
+    """A curriculum's hard phase runs at the end of the schedule, so the report says which one; and the
+    per-seed table shows a seed that never took off, which a mean ± SD over seeds hides."""
+    from soar.engine.rloo import RLOOConfig
+    from soar.jobs.premise import PremiseConfig
+    from soar.jobs.report import per_seed_table, premise_markdown, schedule_phrase
+
+    assert (
+        schedule_phrase(RLOOConfig())
+        == "learning rate 5e-05, a cosine decay to 0 at the last step after 20 warm-up steps"
+    )
+    assert schedule_phrase(RLOOConfig(schedule="constant", warmup=0, lr=1e-4)) == (
+        "learning rate 0.0001, constant without warm-up"
+    )
+    rows = [
+        {"arm": "curriculum", "seed": 1, "pass@32": 1.0, "solved": 176},
+        {"arm": "hard_only", "seed": 0, "pass@32": 0.0, "solved": 0},
+        {"arm": "curriculum", "seed": 0, "pass@32": 0.017, "solved": 3},
+    ]
+    lines = per_seed_table(rows).splitlines()
+    assert lines[0] == "| method (pass@32, solved) | seed 0 | seed 1 |"
+    assert lines[2] == "| Hard-Only | 0.0% (0) | - |"  # ARM_NAMES order, and a missing run shown as such
+    assert lines[3] == "| Oracle curriculum | 1.7% (3) | 100.0% (176) |"
+    cfg = PremiseConfig(seeds=(0, 1))
+    full = [r | {f"pass@{k}": r["pass@32"] for k in (1, 4, 8, 16)} | {"greedy": 0.0, "n_problems": 176} for r in rows]
+    from soar.jobs.harness import summarize
+
+    md = premise_markdown(summarize(full), [], {}, cfg, full)
+    assert "learning rate 5e-05, a cosine decay" in md and "| Oracle curriculum | 1.7% (3) | 100.0% (176) |" in md

@@ -205,7 +205,7 @@ def write_report(cfg: PremiseConfig, results: list[dict], edge: list[dict]) -> d
     table = summarize(results)
     manifest_path = Path(cfg.hard_dir) / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    md = premise_markdown(table, edge, manifest, cfg)
+    md = premise_markdown(table, edge, manifest, cfg, results)
     atomic_write_text(out / "premise.md", md)
     pass_at_k_plot(table, cfg.eval.ks, out / "premise.png", "Held-out hard TEST set")
     if edge:

@@ -39,6 +39,29 @@ def pass_at_k_table(
     return "\n".join(lines)
 
 
+def schedule_phrase(rloo) -> str:
+    """The learning rate of an RLOOConfig in words: where a curriculum's last phase runs on the schedule matters."""
+    warm = f"after {rloo.warmup} warm-up steps" if rloo.warmup else "without warm-up"
+    shape = "constant" if rloo.schedule == "constant" else "a cosine decay to 0 at the last step"
+    return f"learning rate {rloo.lr:g}, {shape} {warm}"
+
+
+def per_seed_table(results: list[dict], key: str = "pass@32") -> str:
+    """One row per arm (ARM_NAMES order), one column per seed: `key` in % and the problems solved."""
+    seeds = sorted({r["seed"] for r in results})
+    cell = {(r["arm"], r["seed"]): r for r in results}
+    arms = [a for a in ARM_NAMES if any(r["arm"] == a for r in results)]
+    arms += sorted({r["arm"] for r in results} - set(arms))
+    lines = [f"| method ({key}, solved) | " + " | ".join(f"seed {s}" for s in seeds) + " |"]
+    lines.append("|---" * (len(seeds) + 1) + "|")
+    for arm in arms:
+        cells = [
+            f"{100 * cell[arm, s][key]:.1f}% ({cell[arm, s]['solved']})" if (arm, s) in cell else "-" for s in seeds
+        ]
+        lines.append(f"| {ARM_NAMES.get(arm, arm)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def hard_set_line(manifest: dict) -> str:
     """One sentence on how the hard sets were screened, from their manifest.json."""
     steps = [f"pool {manifest.get('pool')}"]
@@ -59,7 +82,7 @@ def hard_set_line(manifest: dict) -> str:
     )
 
 
-def premise_markdown(table, edge: list[dict], manifest: dict, cfg) -> str:
+def premise_markdown(table, edge: list[dict], manifest: dict, cfg, results: list[dict]) -> str:
     seeds = len(cfg.seeds)
     parts = ["# The premise: Hard-Only vs an oracle curriculum", ""]
     parts.append(
@@ -68,9 +91,12 @@ def premise_markdown(table, edge: list[dict], manifest: dict, cfg) -> str:
         f"the curriculum spending the first {cfg.curriculum_steps} on stepping stones "
         f"({', '.join(cfg.stones)}; hard steps with look-ahead "
         f"{getattr(cfg, 'stone_min_run', 2)}-{getattr(cfg, 'stone_max_run', 3)}; true answers for the oracle "
-        "curriculum, the base model's own temperature-1 answer for the self-answered one)."
+        "curriculum, the base model's own temperature-1 answer for the self-answered one); "
+        f"{schedule_phrase(cfg.rloo)}."
     )
-    parts += ["", pass_at_k_table(table, cfg.eval.ks, ARM_NAMES), "", "![pass@k](premise.png)", ""]
+    parts += ["", pass_at_k_table(table, cfg.eval.ks, ARM_NAMES), ""]
+    parts += ["Per seed (a mean over seeds hides a run that never took off):", "", per_seed_table(results), ""]
+    parts += ["![pass@k](premise.png)", ""]
     if manifest:
         parts.append(hard_set_line(manifest))
         parts.append("")
