@@ -149,4 +149,7 @@ def test_the_premise_report_names_the_schedule_and_every_seed():
     from soar.jobs.harness import summarize
 
     md = premise_markdown(summarize(full), [], {}, cfg, full)
-    assert "learning rate 5e-05, a cosine decay" in md and "| Oracle curriculum | 1.7% (3) | 100.0% (176) |" in md
+    assert schedule_phrase(RLOOConfig(steps=300), 200).endswith("(the hard phase starts at 28% of it)")
+    assert schedule_phrase(RLOOConfig(schedule="constant"), 200).endswith("(the hard phase starts at 100% of it)")
+    assert "learning rate 5e-05, a cosine decay to 0 at the last step after 20 warm-up steps (the hard phase" in md
+    assert "| Oracle curriculum | 1.7% (3) | 100.0% (176) |" in md

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from soar.core.io import atomic_write_text  # noqa: E402
+from soar.engine.rloo import lr_schedule  # noqa: E402
 from soar.jobs.harness import ARM_NAMES  # noqa: E402
 from soar.method.rewards import moving_average  # noqa: E402
 
@@ -39,11 +40,16 @@ def pass_at_k_table(
     return "\n".join(lines)
 
 
-def schedule_phrase(rloo) -> str:
-    """The learning rate of an RLOOConfig in words: where a curriculum's last phase runs on the schedule matters."""
+def schedule_phrase(rloo, switch: int | None = None) -> str:
+    """The learning rate of an RLOOConfig in words, and the share of the peak at step `switch` (where a
+    curriculum's hard phase starts: under a cosine decay it runs at the schedule's tail)."""
     warm = f"after {rloo.warmup} warm-up steps" if rloo.warmup else "without warm-up"
     shape = "constant" if rloo.schedule == "constant" else "a cosine decay to 0 at the last step"
-    return f"learning rate {rloo.lr:g}, {shape} {warm}"
+    words = f"learning rate {rloo.lr:g}, {shape} {warm}"
+    if switch is not None:
+        share = lr_schedule(rloo.steps, rloo.warmup, rloo.schedule)(switch)
+        words += f" (the hard phase starts at {100 * share:.0f}% of it)"
+    return words
 
 
 def per_seed_table(results: list[dict], key: str = "pass@32") -> str:
@@ -92,7 +98,7 @@ def premise_markdown(table, edge: list[dict], manifest: dict, cfg, results: list
         f"({', '.join(cfg.stones)}; hard steps with look-ahead "
         f"{getattr(cfg, 'stone_min_run', 2)}-{getattr(cfg, 'stone_max_run', 3)}; true answers for the oracle "
         "curriculum, the base model's own temperature-1 answer for the self-answered one); "
-        f"{schedule_phrase(cfg.rloo)}."
+        f"{schedule_phrase(cfg.rloo, cfg.curriculum_steps)}."
     )
     parts += ["", pass_at_k_table(table, cfg.eval.ks, ARM_NAMES), ""]
     parts += ["Per seed (a mean over seeds hides a run that never took off):", "", per_seed_table(results), ""]
