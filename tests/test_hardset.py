@@ -144,6 +144,9 @@ def test_the_premise_report_names_the_schedule_and_every_seed():
     assert lines[0] == "| method (pass@32, solved) | seed 0 | seed 1 |"
     assert lines[2] == "| Hard-Only | 0.0% (0) | - |"  # ARM_NAMES order, and a missing run shown as such
     assert lines[3] == "| Oracle curriculum | 1.7% (3) | 100.0% (176) |"
+    noted = per_seed_table(rows, hard_phases={("curriculum", 0): (231, 60), ("hard_only", 0): (None, 0)})
+    assert "| Hard-Only | 0.0% (0; no hard success) | - |" in noted
+    assert "| Oracle curriculum | 1.7% (3; hard successes from step 231, in 60 steps) | 100.0% (176) |" in noted
     cfg = PremiseConfig(seeds=(0, 1))
     full = [r | {f"pass@{k}": r["pass@32"] for k in (1, 4, 8, 16)} | {"greedy": 0.0, "n_problems": 176} for r in rows]
     from soar.jobs.harness import summarize
@@ -153,3 +156,12 @@ def test_the_premise_report_names_the_schedule_and_every_seed():
     assert schedule_phrase(RLOOConfig(schedule="constant"), 200).endswith("(the hard phase starts at 100% of it)")
     assert "learning rate 5e-05, a cosine decay to 0 at the last step after 20 warm-up steps (the hard phase" in md
     assert "| Oracle curriculum | 1.7% (3) | 100.0% (176) |" in md
+
+
+def test_hard_successes_counts_only_the_hard_phase():
+    from soar.jobs.premise import hard_successes
+
+    history = [{"step": i, "accuracy": a} for i, a in enumerate([0.3, 0.0, 0.0, 0.01, 0.0, 0.02])]
+    assert hard_successes(history, 2) == (3, 2)  # the stones' accuracy before step 2 is not a hard success
+    assert hard_successes(history, 0) == (0, 3)
+    assert hard_successes(history[:3], 2) == (None, 0)

@@ -23,7 +23,7 @@ import torch
 
 from soar.core import seeds
 from soar.core.config import at_least, dump_config
-from soar.core.io import atomic_write_text
+from soar.core.io import atomic_write_text, read_log
 from soar.core.lock import run_lock
 from soar.core.parallel import ParallelConfig, Workers
 from soar.core.problems import Problem, load_problems
@@ -198,6 +198,14 @@ def premise_context(cfg: PremiseConfig) -> PremiseContext:
     return PremiseContext(train_arm, tokenizer, ARITHMETIC, test, cfg.eval, cfg.max_new_tokens, base=base)
 
 
+def hard_successes(history: list[dict], start: int) -> tuple[int | None, int]:
+    """(the first step from `start` on whose batch held a right answer, or None; how many such steps): when
+    the hard phase drew its first success, and whether it bootstrapped (one lucky success that the
+    learning rate turns into care on every hard problem, or not)."""
+    hits = [row["step"] for row in history if row["step"] >= start and row["accuracy"] > 0]
+    return (hits[0] if hits else None), len(hits)
+
+
 def write_report(cfg: PremiseConfig, results: list[dict], edge: list[dict]) -> dict:
     from soar.jobs.report import edge_plot, pass_at_k_plot, premise_markdown
 
@@ -205,7 +213,13 @@ def write_report(cfg: PremiseConfig, results: list[dict], edge: list[dict]) -> d
     table = summarize(results)
     manifest_path = Path(cfg.hard_dir) / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    md = premise_markdown(table, edge, manifest, cfg, results)
+    hard_phases = {}
+    for r in results:
+        log = out / f"train_{r['arm']}_seed{r['seed']}.jsonl"
+        if log.exists():
+            start = 0 if r["arm"] == "hard_only" else cfg.curriculum_steps
+            hard_phases[r["arm"], r["seed"]] = hard_successes(read_log(log), start)
+    md = premise_markdown(table, edge, manifest, cfg, results, hard_phases)
     atomic_write_text(out / "premise.md", md)
     pass_at_k_plot(table, cfg.eval.ks, out / "premise.png", "Held-out hard TEST set")
     if edge:

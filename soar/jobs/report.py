@@ -52,18 +52,29 @@ def schedule_phrase(rloo, switch: int | None = None) -> str:
     return words
 
 
-def per_seed_table(results: list[dict], key: str = "pass@32") -> str:
-    """One row per arm (ARM_NAMES order), one column per seed: `key` in % and the problems solved."""
+def per_seed_table(results: list[dict], key: str = "pass@32", hard_phases: dict | None = None) -> str:
+    """One row per arm (ARM_NAMES order), one column per seed: `key` in % and the problems solved, and where
+    `hard_phases` has the pair, its (first step with a hard success or None, steps with one)."""
     seeds = sorted({r["seed"] for r in results})
     cell = {(r["arm"], r["seed"]): r for r in results}
     arms = [a for a in ARM_NAMES if any(r["arm"] == a for r in results)]
     arms += sorted({r["arm"] for r in results} - set(arms))
     lines = [f"| method ({key}, solved) | " + " | ".join(f"seed {s}" for s in seeds) + " |"]
     lines.append("|---" * (len(seeds) + 1) + "|")
+    hard_phases = hard_phases or {}
+
+    def text(arm: str, seed: int) -> str:
+        if (arm, seed) not in cell:
+            return "-"
+        row = cell[arm, seed]
+        words = f"{100 * row[key]:.1f}% ({row['solved']}"
+        if (arm, seed) in hard_phases:
+            first, steps = hard_phases[arm, seed]
+            words += f"; hard successes from step {first}, in {steps} steps" if steps else "; no hard success"
+        return words + ")"
+
     for arm in arms:
-        cells = [
-            f"{100 * cell[arm, s][key]:.1f}% ({cell[arm, s]['solved']})" if (arm, s) in cell else "-" for s in seeds
-        ]
+        cells = [text(arm, s) for s in seeds]
         lines.append(f"| {ARM_NAMES.get(arm, arm)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -88,7 +99,9 @@ def hard_set_line(manifest: dict) -> str:
     )
 
 
-def premise_markdown(table, edge: list[dict], manifest: dict, cfg, results: list[dict]) -> str:
+def premise_markdown(
+    table, edge: list[dict], manifest: dict, cfg, results: list[dict], hard_phases: dict | None = None
+) -> str:
     seeds = len(cfg.seeds)
     parts = ["# The premise: Hard-Only vs an oracle curriculum", ""]
     parts.append(
@@ -101,7 +114,13 @@ def premise_markdown(table, edge: list[dict], manifest: dict, cfg, results: list
         f"{schedule_phrase(cfg.rloo, cfg.curriculum_steps)}."
     )
     parts += ["", pass_at_k_table(table, cfg.eval.ks, ARM_NAMES), ""]
-    parts += ["Per seed (a mean over seeds hides a run that never took off):", "", per_seed_table(results), ""]
+    parts += [
+        "Per seed, with the training batches of the hard phase that held a right answer (a mean over seeds hides"
+        " a run that never took off):",
+        "",
+        per_seed_table(results, hard_phases=hard_phases),
+        "",
+    ]
     parts += ["![pass@k](premise.png)", ""]
     if manifest:
         parts.append(hard_set_line(manifest))
