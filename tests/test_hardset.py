@@ -122,19 +122,23 @@ def test_the_premise_report_describes_every_kind_of_screen():
 
 
 def test_the_premise_report_names_the_schedule_and_every_seed():
-    """A curriculum's hard phase runs at the end of the schedule, so the report says which one; and the
-    per-seed table shows a seed that never took off, which a mean ± SD over seeds hides."""
+    """A curriculum's hard phase runs at the end of the schedule, so the report says which one and where the
+    hard phase starts on it; and the per-seed table shows a seed that never took off, which a mean ± SD over
+    seeds hides."""
     from soar.engine.rloo import RLOOConfig
+    from soar.jobs.harness import summarize
     from soar.jobs.premise import PremiseConfig
     from soar.jobs.report import per_seed_table, premise_markdown, schedule_phrase
 
-    assert (
-        schedule_phrase(RLOOConfig())
-        == "learning rate 5e-05, a cosine decay to 0 at the last step after 20 warm-up steps"
-    )
+    cosine = "learning rate 5e-05, a cosine decay to 0 at the last step after 20 warm-up steps"
+    assert schedule_phrase(RLOOConfig()) == cosine
     assert schedule_phrase(RLOOConfig(schedule="constant", warmup=0, lr=1e-4)) == (
         "learning rate 0.0001, constant without warm-up"
     )
+    # cosine at step 200 of 300 after 20 warm-up steps: 0.5 * (1 + cos(pi * 180 / 280)) = 0.283
+    assert schedule_phrase(RLOOConfig(steps=300), 200).endswith("(the curricula's hard phase starts at 28% of it)")
+    assert schedule_phrase(RLOOConfig(schedule="constant"), 200).endswith("starts at 100% of it)")
+
     rows = [
         {"arm": "curriculum", "seed": 1, "pass@32": 1.0, "solved": 176},
         {"arm": "hard_only", "seed": 0, "pass@32": 0.0, "solved": 0},
@@ -147,14 +151,10 @@ def test_the_premise_report_names_the_schedule_and_every_seed():
     noted = per_seed_table(rows, hard_phases={("curriculum", 0): (231, 60), ("hard_only", 0): (None, 0)})
     assert "| Hard-Only | 0.0% (0; no hard success) | - |" in noted
     assert "| Oracle curriculum | 1.7% (3; hard successes from step 231, in 60 steps) | 100.0% (176) |" in noted
-    cfg = PremiseConfig(seeds=(0, 1))
-    full = [r | {f"pass@{k}": r["pass@32"] for k in (1, 4, 8, 16)} | {"greedy": 0.0, "n_problems": 176} for r in rows]
-    from soar.jobs.harness import summarize
 
-    md = premise_markdown(summarize(full), [], {}, cfg, full)
-    assert schedule_phrase(RLOOConfig(steps=300), 200).endswith("(the hard phase starts at 28% of it)")
-    assert schedule_phrase(RLOOConfig(schedule="constant"), 200).endswith("(the hard phase starts at 100% of it)")
-    assert "learning rate 5e-05, a cosine decay to 0 at the last step after 20 warm-up steps (the hard phase" in md
+    full = [r | {f"pass@{k}": r["pass@32"] for k in (1, 4, 8, 16)} | {"greedy": 0.0, "n_problems": 176} for r in rows]
+    md = premise_markdown(summarize(full), [], {}, PremiseConfig(seeds=(0, 1)), full)
+    assert cosine + " (the curricula's hard phase starts at 28% of it)." in md
     assert "| Oracle curriculum | 1.7% (3) | 100.0% (176) |" in md
 
 

@@ -155,6 +155,9 @@ def test_the_premise_grid_is_the_same_on_two_workers(hard_dir, tmp_path):
         h2 = (tmp_path / "two" / f"train_{arm}_seed1.jsonl").read_text().splitlines()
         strip = lambda rows: [{k: v for k, v in json.loads(r).items() if not k.endswith("_s")} for r in rows]  # noqa: E731
         assert strip(h1) == strip(h2)
+    # The report reads every trained arm's log for its hard phase; the untrained base has none.
+    report = (tmp_path / "two" / "premise.md").read_text()
+    assert report.count("hard success") == 2 * 3 and "| Base model | 0.0% (0) |" in report
 
 
 def test_the_ray_backend_gives_the_local_result(hard_dir, tmp_path):

@@ -48,7 +48,7 @@ def schedule_phrase(rloo, switch: int | None = None) -> str:
     words = f"learning rate {rloo.lr:g}, {shape} {warm}"
     if switch is not None:
         share = lr_schedule(rloo.steps, rloo.warmup, rloo.schedule)(switch)
-        words += f" (the hard phase starts at {100 * share:.0f}% of it)"
+        words += f" (the curricula's hard phase starts at {100 * share:.0f}% of it)"
     return words
 
 
@@ -118,7 +118,7 @@ def premise_markdown(
         "Per seed, with the training batches of the hard phase that held a right answer (a mean over seeds hides"
         " a run that never took off):",
         "",
-        per_seed_table(results, hard_phases=hard_phases),
+        per_seed_table(results, f"pass@{max(cfg.eval.ks)}", hard_phases),
         "",
     ]
     parts += ["![pass@k](premise.png)", ""]
