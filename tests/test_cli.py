@@ -87,7 +87,8 @@ def test_make_hard_premise_eval_pipeline(tiny_dir, tmp_path):
     assert sorted(r["arm"] for r in rows) == ["base", "curriculum", "hard_only", "self_answered"]
     # resumable: a second call finds every (arm, seed) done and only rewrites the report
     r2 = soar("premise", "--set", f"model={tiny_dir}", "--set", f"hard_dir={hard}", "--set", f"out={out}", *tiny_run)
-    assert "training" not in r2.stdout
+    assert "] training " not in r2.stdout  # the "[seed S] training ARM for N steps" line of a trained pair
+    assert "] training hard_only for" in r.stdout
     assert len((out / "results.jsonl").read_text().splitlines()) == 4
     ev = tmp_path / "eval"
     r = soar(
