@@ -181,7 +181,7 @@ def premise_context(cfg: PremiseConfig) -> PremiseContext:
             if arm == "self_answered"
             else stones
         )
-        batches = hard if arm == "hard_only" else phased(first, cfg.curriculum_steps, hard)
+        batches = phased(first, hard_phase_start(arm, cfg), hard)
         print(f"[seed {seed}] training {arm} for {cfg.rloo.steps} steps")
         history = train_rloo(
             model,
@@ -196,6 +196,11 @@ def premise_context(cfg: PremiseConfig) -> PremiseContext:
         return Trained(model, history)
 
     return PremiseContext(train_arm, tokenizer, ARITHMETIC, test, cfg.eval, cfg.max_new_tokens, base=base)
+
+
+def hard_phase_start(arm: str, cfg: PremiseConfig) -> int:
+    """The step at which `arm` starts training on the hard train set (Hard-Only: at once)."""
+    return 0 if arm == "hard_only" else cfg.curriculum_steps
 
 
 def hard_successes(history: list[dict], start: int) -> tuple[int | None, int]:
@@ -217,8 +222,7 @@ def write_report(cfg: PremiseConfig, results: list[dict], edge: list[dict]) -> d
     for r in results:
         log = out / f"train_{r['arm']}_seed{r['seed']}.jsonl"
         if log.exists():
-            start = 0 if r["arm"] == "hard_only" else cfg.curriculum_steps
-            hard_phases[r["arm"], r["seed"]] = hard_successes(read_log(log), start)
+            hard_phases[r["arm"], r["seed"]] = hard_successes(read_log(log), hard_phase_start(r["arm"], cfg))
     md = premise_markdown(table, edge, manifest, cfg, results, hard_phases)
     atomic_write_text(out / "premise.md", md)
     pass_at_k_plot(table, cfg.eval.ks, out / "premise.png", "Held-out hard TEST set")
