@@ -159,7 +159,7 @@ def test_the_premise_report_names_the_schedule_and_every_seed():
 
 
 def test_hard_successes_counts_only_the_hard_phase():
-    from soar.jobs.premise import hard_successes
+    from soar.jobs.harness import hard_successes
 
     history = [{"step": i, "accuracy": a} for i, a in enumerate([0.3, 0.0, 0.0, 0.01, 0.0, 0.02])]
     assert hard_successes(history, 2) == (3, 2)  # the stones' accuracy before step 2 is not a hard success

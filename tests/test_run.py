@@ -78,6 +78,12 @@ def test_main_job_at_toy_sizes_writes_the_report(hard_dir, tmp_path):
     report = (out / "report.md").read_text()
     for name in ("Hard-Only", "Base-T", "Grounded-T", "Intrinsic-T", "PQ", "PS", "Vendi", "Promotions"):
         assert name in report
+    # The students' schedule in words, and a row per arm and seed; a trained arm's row counts its hard phase.
+    assert "a cosine decay to 0 at the last step" in report and "hard phase starts at" in report
+    per_seed = {line.split(" | ")[0]: line for line in report.splitlines() if "% (" in line}  # "0.0% (0; ...)"
+    assert len(per_seed) == 7
+    assert "hard success" in per_seed["| Hard-Only"] and "hard success" in per_seed["| PQ"]
+    assert "hard success" not in per_seed["| PS"]  # evaluated as it is
     assert (out / "pass_at_k.png").stat().st_size > 0 and (out / "teacher_reward.png").stat().st_size > 0
     stats = json.loads((out / "question_stats.json").read_text())
     assert stats["pq"]["n"] == 2 * 2  # tau = -1: both outer steps promote one dataset of n = 2
@@ -292,3 +298,14 @@ def test_question_mix_counts_kinds_and_right_answers_per_outer_step():
     table = question_mix_table({"soar": mix}, edge=1)
     assert "| soar | easy | 50.0% | 0.0% |" in table and "| soar | stone L2 | 25.0% | 100.0% |" in table
     assert "| soar | (teacher answers right) | 33.3% | 100.0% |" in table
+
+
+def test_hard_phase_start_of_the_main_jobs_arms():
+    from soar.jobs.main import hard_phase_start
+
+    student = StudentConfig(synthetic_steps=150)
+    assert hard_phase_start("hard_only", student) == 0
+    assert hard_phase_start("pq", student) == hard_phase_start("grounded_t@t1", student) == 150
+    assert hard_phase_start("ps", student) is None and hard_phase_start("base", student) is None
+    mixed = StudentConfig(synthetic_steps=150, mode="mixed")  # questions and hard problems in every batch
+    assert hard_phase_start("pq", mixed) is None and hard_phase_start("hard_only", mixed) == 0

@@ -110,6 +110,14 @@ def run_grid(out: Path, arms: tuple[str, ...], student_seeds: tuple[int, ...], w
     return sorted(rows, key=lambda r: (r["seed"], rank.get(r["arm"], len(rank)), r["arm"]))
 
 
+def hard_successes(history: list[dict], start: int) -> tuple[int | None, int]:
+    """(the first step from `start` on whose batch held a right answer, or None; how many such steps): when
+    the hard phase drew its first success, and whether it bootstrapped (one lucky success that the
+    learning rate turns into care on every hard problem, or not)."""
+    hits = [row["step"] for row in history if row["step"] >= start and row["accuracy"] > 0]
+    return (hits[0] if hits else None), len(hits)
+
+
 def summarize(results: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
     """Mean and SD over seeds of every metric, per arm, in ARM_NAMES order."""
     by_arm: dict[str, list[dict]] = {}

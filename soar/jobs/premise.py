@@ -30,7 +30,7 @@ from soar.core.problems import Problem, load_problems
 from soar.engine.evaluate import EvalConfig, evaluate, own_answers
 from soar.engine.model import DEFAULT_MODEL, clone_model, load_policy
 from soar.engine.rloo import BatchFn, RLOOConfig, cycling_batches, phased, train_rloo
-from soar.jobs.harness import GridContext, Trained, run_grid, summarize
+from soar.jobs.harness import GridContext, Trained, hard_successes, run_grid, summarize
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import FAMILIES, LEVELS, make_problem
 from soar.world.base import check_answer_prompt
@@ -201,14 +201,6 @@ def premise_context(cfg: PremiseConfig) -> PremiseContext:
 def hard_phase_start(arm: str, cfg: PremiseConfig) -> int:
     """The step at which `arm` starts training on the hard train set (Hard-Only: at once)."""
     return 0 if arm == "hard_only" else cfg.curriculum_steps
-
-
-def hard_successes(history: list[dict], start: int) -> tuple[int | None, int]:
-    """(the first step from `start` on whose batch held a right answer, or None; how many such steps): when
-    the hard phase drew its first success, and whether it bootstrapped (one lucky success that the
-    learning rate turns into care on every hard problem, or not)."""
-    hits = [row["step"] for row in history if row["step"] >= start and row["accuracy"] > 0]
-    return (hits[0] if hits else None), len(hits)
 
 
 def write_report(cfg: PremiseConfig, results: list[dict], edge: list[dict]) -> dict:

@@ -204,23 +204,36 @@ def main_report(
     promos: dict[str, list[dict]],
     seconds: float,
     mix: dict[str, list[dict]] | None = None,
+    results: list[dict] | None = None,
+    hard_phases: dict | None = None,
 ) -> str:
-    """`report.md` of `soar run` plus its plots: pass@k table, Vendi table, promotions, teacher reward."""
+    """`report.md` of `soar run` plus its plots: pass@k table (and per seed, from `results`, with the
+    `hard_phases` counts of per_seed_table), Vendi table, promotions, teacher reward."""
     out = Path(out)
     ks = cfg.eval.ks
+    switch = cfg.student.synthetic_steps if cfg.student.mode == "curriculum" else None
     parts = [
         "# SOAR run report",
         "",
         f"Held-out hard TEST set{f' (its first {cfg.test_limit} problems)' if getattr(cfg, 'test_limit', 0) else ''}, "
         f"pass@k in % from n={cfg.eval.n} samples, mean ± SD over "
         f"{len(cfg.seeds)} student seed(s){spread_note(cfg)}. Trained students: {cfg.student.rloo.steps} RLOO steps "
-        f"({cfg.student.mode}; {cfg.student.synthetic_steps} on synthetic questions first)."
+        f"({cfg.student.mode}; {cfg.student.synthetic_steps} on synthetic questions first), "
+        f"{schedule_phrase(cfg.student.rloo, switch)}."
         f" Wall time of this call: {seconds / 60:.1f} min (a resumed run counts only its own part).",
         "",
     ]
     if table:
         parts += [pass_at_k_table(table, ks, ARM_NAMES), "", "![pass@k](pass_at_k.png)", ""]
         pass_at_k_plot(table, ks, out / "pass_at_k.png", "Held-out hard TEST set", ARM_NAMES)
+    if results:
+        parts += [
+            "Per seed, with the training batches of the hard phase that held a right answer (a mean over seeds"
+            " hides a run that never took off):",
+            "",
+            per_seed_table(results, f"pass@{max(ks)}", hard_phases),
+            "",
+        ]
     for name in getattr(cfg, "transfer", {}):
         parts += [
             f"## Transfer: {name}",
