@@ -19,7 +19,8 @@
 
 `--workers N` runs the sources in N processes (each `--only` a share of them, one torch thread by default)
 and joins them with `--merge`: the same R values as one process (each copy's seeds do not depend on which
-sources run beside it).
+sources run beside it). `--classes good=good0+good1+good2,...` adds each class's per-copy mean R as a source
+for `--good`; on a saved result: `--merge result.json --classes ... --good good`.
 
 Prints one JSON object (also written to --out). Figures measured with it are in docs/world-design.md.
 """
@@ -197,7 +198,28 @@ def separation(r: dict[str, list[float]], good: str) -> dict[str, dict]:
     return out
 
 
-def merge(paths: list[str], goods: str, out: str) -> dict:
+def with_classes(r: dict[str, list[float]], classes: str) -> dict[str, list[float]]:
+    """`r` plus one source per class of `classes` ("name=a+b+c,..."): per copy, the mean R of its members, under
+    each metric the members were scored by (`name@forced` from `a@forced`, ...). Point 4 read for a class of
+    question sets: the R the teacher's policy gradient sees on average over the class, not one set's lottery."""
+    out = dict(r)
+    for spec in (c for c in classes.split(",") if c):
+        name, _, members = spec.partition("=")
+        members = [m for m in members.split("+") if m]
+        if not name or not members:
+            raise SystemExit(f"--classes: {spec!r} is not name=a+b+...")
+        for suffix in sorted({k.partition("@")[2] for k in r}):
+            keys = [f"{m}@{suffix}" if suffix else m for m in members]
+            missing = [k for k in keys if k not in r]
+            if missing:
+                raise SystemExit(f"--classes: {name}: no source {', '.join(missing)} (sources: {', '.join(r)})")
+            out[f"{name}@{suffix}" if suffix else name] = [
+                statistics.mean(v) for v in zip(*(r[k] for k in keys), strict=True)
+            ]
+    return out
+
+
+def merge(paths: list[str], goods: str, out: str, classes: str = "") -> dict:
     """One inner result from runs of the same settings split over sources with --only (copy i of every
     source was trained and scored with the same seeds, so the R values are those of one run)."""
     runs = [json.loads(Path(p).read_text()) for p in paths]
@@ -206,14 +228,14 @@ def merge(paths: list[str], goods: str, out: str) -> dict:
         raise SystemExit("--merge: the runs differ in more than --only/--sets/--good; their R are not paired")
     merged = []
     for parts in zip(*(r["runs"] for r in runs), strict=True):
-        r = {k: v for part in parts for k, v in part["R"].items()}
+        r = with_classes({k: v for part in parts for k, v in part["R"].items()}, classes)
         run = {"lr": parts[0]["lr"], **summary(r)}
         run["separation"] = {g: separation(r, g) for g in good_names(goods, runs[0]["args"]["qr_metric"])}
         if "R_evals" in parts[0]:
             run["R_evals"] = {k: v for part in parts for k, v in part["R_evals"].items()}
             run["noise"] = noise(run["R_evals"])
         merged.append(run)
-    result = {"mode": "inner", "merged": paths, "args": runs[0]["args"], "runs": merged}
+    result = {"mode": "inner", "merged": paths, "args": runs[0]["args"], "classes": classes, "runs": merged}
     text = json.dumps(result, indent=1)
     if out:
         Path(out).write_text(text)
@@ -260,7 +282,7 @@ def split_run(argv: list[str], args) -> dict:
         failed = [p.args for p in procs if p.wait() != 0]
         if failed:
             raise SystemExit(f"--workers: {len(failed)} of {len(procs)} processes failed (their errors are above)")
-        return merge(outs, args.good, args.out)
+        return merge(outs, args.good, args.out, args.classes)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -298,10 +320,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--good", default="", help="inner: sources whose separation from every other source is printed")
     p.add_argument("--only", default="", help="inner: run only these sources (comma-separated), e.g. to split a probe")
     p.add_argument("--merge", nargs="+", default=[], help="inner: join the R of runs split with --only (same seed)")
+    p.add_argument(
+        "--classes",
+        default="",
+        help="inner: pooled sources, name=a+b+c,... (per copy, the mean R of the members; name them in --good)",
+    )
     raw = list(sys.argv[1:] if argv is None else argv)
     args = p.parse_args(raw)
     if args.merge:
-        return merge(args.merge, args.good, args.out)
+        return merge(args.merge, args.good, args.out, args.classes)
     args.only = tuple(s for s in args.only.split(",") if s)
     args.stones = tuple(s for s in args.stones.split(",") if s)
     args.easy = tuple(s for s in args.easy.split(",") if s)
@@ -315,7 +342,7 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit("--workers splits the inner probe's sources; the curve probe runs in one process")
         if "--threads" not in raw:
             args.threads = 1
-        return split_run(_without(raw, ("--workers", "--threads", "--only", "--out", "--good")), args)
+        return split_run(_without(raw, ("--workers", "--threads", "--only", "--out", "--good", "--classes")), args)
     torch.set_num_threads(args.threads)
     model, tok = load_policy(args.model)
     probe = curve if args.mode == "curve" else inner
@@ -324,7 +351,8 @@ def main(argv: list[str] | None = None) -> dict:
         result["runs"].append(probe(model, tok, args, lr))
         if args.mode == "inner":
             goods = good_names(args.good, args.qr_metric)
-            result["runs"][-1]["separation"] = {g: separation(result["runs"][-1]["R"], g) for g in goods}
+            r = with_classes(result["runs"][-1]["R"], args.classes)
+            result["runs"][-1]["separation"] = {g: separation(r, g) for g in goods}
         print(json.dumps(result["runs"][-1]), file=sys.stderr, flush=True)
     text = json.dumps(result, indent=1)
     if args.out:

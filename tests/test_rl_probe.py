@@ -156,3 +156,18 @@ def test_several_metrics_score_the_same_students():
     assert set(both["separation"]["stones@forced"]) == {"easy@forced", "hard@forced"}
     with pytest.raises(SystemExit, match="choose from"):
         _probe().main([*common, "--qr-metric", "forced,nope"])
+
+
+def test_classes_pool_their_members_per_copy_under_each_metric():
+    probe = _probe()
+    r = {"a": [1.0, 2.0], "b": [3.0, 4.0], "c": [0.0, 5.0], "a@forced": [0.0, 0.0], "b@forced": [2.0, 2.0],
+         "c@forced": [1.0, 1.0]}  # fmt: skip
+    pooled = probe.with_classes(r, "g=a+b")
+    assert pooled["g"] == [2.0, 3.0] and pooled["g@forced"] == [1.0, 1.0]
+    assert {k: pooled[k] for k in r} == r  # the members stay sources of their own
+    # the class's separation is that of its per-copy means: against c the paired differences are 2 and -2
+    assert probe.separation(pooled, "g")["c"]["higher"] == 1
+    with pytest.raises(SystemExit, match="no source d"):
+        probe.with_classes(r, "g=a+d")
+    with pytest.raises(SystemExit, match="name=a"):
+        probe.with_classes(r, "g=")
