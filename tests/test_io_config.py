@@ -159,6 +159,7 @@ SHIPPED_CONFIGS = [
     ("configs/premise.yaml", "premise"),
     ("configs/premise-m20.yaml", "premise"),
     ("configs/premise-m26.yaml", "premise"),
+    ("configs/premise-m31.yaml", "premise"),
     ("configs/teacher-moves.yaml", "run"),
 ]
 
