@@ -79,6 +79,17 @@ def per_seed_table(results: list[dict], key: str = "pass@32", hard_phases: dict 
     return "\n".join(lines)
 
 
+def per_seed_section(results: list[dict], ks, hard_phases: dict | None) -> list[str]:
+    """The per-seed table at the largest k, with its one-line heading (report lines)."""
+    return [
+        "Per seed, with the training batches of the hard phase that held a right answer (a mean over seeds hides"
+        " a run that never took off):",
+        "",
+        per_seed_table(results, f"pass@{max(ks)}", hard_phases),
+        "",
+    ]
+
+
 def hard_set_line(manifest: dict) -> str:
     """One sentence on how the hard sets were screened, from their manifest.json."""
     steps = [f"pool {manifest.get('pool')}"]
@@ -114,13 +125,7 @@ def premise_markdown(
         f"{schedule_phrase(cfg.rloo, cfg.curriculum_steps)}."
     )
     parts += ["", pass_at_k_table(table, cfg.eval.ks, ARM_NAMES), ""]
-    parts += [
-        "Per seed, with the training batches of the hard phase that held a right answer (a mean over seeds hides"
-        " a run that never took off):",
-        "",
-        per_seed_table(results, f"pass@{max(cfg.eval.ks)}", hard_phases),
-        "",
-    ]
+    parts += per_seed_section(results, cfg.eval.ks, hard_phases)
     parts += ["![pass@k](premise.png)", ""]
     if manifest:
         parts.append(hard_set_line(manifest))
@@ -227,13 +232,7 @@ def main_report(
         parts += [pass_at_k_table(table, ks, ARM_NAMES), "", "![pass@k](pass_at_k.png)", ""]
         pass_at_k_plot(table, ks, out / "pass_at_k.png", "Held-out hard TEST set", ARM_NAMES)
     if results:
-        parts += [
-            "Per seed, with the training batches of the hard phase that held a right answer (a mean over seeds"
-            " hides a run that never took off):",
-            "",
-            per_seed_table(results, f"pass@{max(ks)}", hard_phases),
-            "",
-        ]
+        parts += per_seed_section(results, ks, hard_phases)
     for name in getattr(cfg, "transfer", {}):
         parts += [
             f"## Transfer: {name}",
