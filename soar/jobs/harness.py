@@ -118,6 +118,20 @@ def hard_successes(history: list[dict], start: int) -> tuple[int | None, int]:
     return (hits[0] if hits else None), len(hits)
 
 
+def hard_phase_counts(
+    out: Path, results: list[dict], start_of: Callable[[str], int | None]
+) -> dict[tuple[str, int], tuple]:
+    """(arm, seed) -> hard_successes of its training log in `out`, for the pairs whose `start_of(arm)` (the step
+    its hard phase starts) is not None and that have a log (a resumed run has only the files)."""
+    counts = {}
+    for r in results:
+        start = start_of(r["arm"])
+        log = out / f"train_{r['arm']}_seed{r['seed']}.jsonl"
+        if start is not None and log.exists():
+            counts[r["arm"], r["seed"]] = hard_successes(read_log(log), start)
+    return counts
+
+
 def summarize(results: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
     """Mean and SD over seeds of every metric, per arm, in ARM_NAMES order."""
     by_arm: dict[str, list[dict]] = {}

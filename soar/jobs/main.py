@@ -30,7 +30,7 @@ import torch
 
 from soar.core import seeds
 from soar.core.config import at_least, check_same_config, dump_config, extend
-from soar.core.io import DataError, atomic_write_text, read_log
+from soar.core.io import DataError, atomic_write_text
 from soar.core.lock import run_lock
 from soar.core.parallel import Workers
 from soar.core.problems import Problem, load_problems, save_problems
@@ -41,7 +41,7 @@ from soar.engine.model import clone_model, load_policy
 from soar.engine.rloo import RLOOConfig, cycling_batches, phased, train_rloo
 from soar.engine.setup import ModelSetup, Setup
 from soar.jobs.hardset import HardSetConfig, HardSetSettings, make_hard
-from soar.jobs.harness import ARM_NAMES, UNTRAINED, GridContext, Trained, hard_successes, run_grid, summarize
+from soar.jobs.harness import ARM_NAMES, UNTRAINED, GridContext, Trained, hard_phase_counts, run_grid, summarize
 from soar.method.loop import SoarConfig, SoarSettings, check_lockstep, qr_accuracy, run_soar
 from soar.method.run_folder import RunFolder
 from soar.method.teacher import as_problems, write_datasets
@@ -344,7 +344,7 @@ def _main_job(cfg: RunConfig, world: World | None) -> dict:
 
     mix = {name: question_mix(f.questions(), world.kind) for name, f in teachers.items()} if world.kind else {}
     every_promotion = {name: rows for name, f in teachers.items() if (rows := f.promotions())}  # soar_oracle's too
-    hard_phases = hard_phase_counts(out, results, cfg.student)
+    hard_phases = hard_phase_counts(out, results, lambda arm: hard_phase_start(arm, cfg.student))
     seconds = time.time() - t_start
     main_report(cfg, out, table, stats, teacher_metrics, every_promotion, seconds, mix, results, hard_phases)
     return table
@@ -357,17 +357,6 @@ def hard_phase_start(arm: str, student: StudentConfig) -> int | None:
     if arm in UNTRAINED or (arm != "hard_only" and student.mode != "curriculum"):
         return None
     return 0 if arm == "hard_only" else student.synthetic_steps
-
-
-def hard_phase_counts(out: Path, results: list[dict], student: StudentConfig) -> dict[tuple[str, int], tuple]:
-    """(arm, seed) -> hard_successes of its training log, for the pairs with a hard phase and a log."""
-    counts = {}
-    for r in results:
-        start = hard_phase_start(r["arm"], student)
-        log = out / f"train_{r['arm']}_seed{r['seed']}.jsonl"
-        if start is not None and log.exists():
-            counts[r["arm"], r["seed"]] = hard_successes(read_log(log), start)
-    return counts
 
 
 def question_mix(rows: list[dict], kind) -> list[dict]:

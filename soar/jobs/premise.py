@@ -23,14 +23,14 @@ import torch
 
 from soar.core import seeds
 from soar.core.config import at_least, dump_config
-from soar.core.io import atomic_write_text, read_log
+from soar.core.io import atomic_write_text
 from soar.core.lock import run_lock
 from soar.core.parallel import ParallelConfig, Workers
 from soar.core.problems import Problem, load_problems
 from soar.engine.evaluate import EvalConfig, evaluate, own_answers
 from soar.engine.model import DEFAULT_MODEL, clone_model, load_policy
 from soar.engine.rloo import BatchFn, RLOOConfig, cycling_batches, phased, train_rloo
-from soar.jobs.harness import GridContext, Trained, hard_successes, run_grid, summarize
+from soar.jobs.harness import GridContext, Trained, hard_phase_counts, run_grid, summarize
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import FAMILIES, LEVELS, make_problem
 from soar.world.base import check_answer_prompt
@@ -210,11 +210,7 @@ def write_report(cfg: PremiseConfig, results: list[dict], edge: list[dict]) -> d
     table = summarize(results)
     manifest_path = Path(cfg.hard_dir) / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    hard_phases = {}
-    for r in results:
-        log = out / f"train_{r['arm']}_seed{r['seed']}.jsonl"
-        if log.exists():
-            hard_phases[r["arm"], r["seed"]] = hard_successes(read_log(log), hard_phase_start(r["arm"], cfg))
+    hard_phases = hard_phase_counts(out, results, lambda arm: hard_phase_start(arm, cfg))
     md = premise_markdown(table, edge, manifest, cfg, results, hard_phases)
     atomic_write_text(out / "premise.md", md)
     pass_at_k_plot(table, cfg.eval.ks, out / "premise.png", "Held-out hard TEST set")
