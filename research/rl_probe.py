@@ -351,8 +351,8 @@ def main(argv: list[str] | None = None) -> dict:
         result["runs"].append(probe(model, tok, args, lr))
         if args.mode == "inner":
             goods = good_names(args.good, args.qr_metric)
-            r = with_classes(result["runs"][-1]["R"], args.classes)
-            result["runs"][-1]["separation"] = {g: separation(r, g) for g in goods}
+            result["runs"][-1].update(summary(with_classes(result["runs"][-1]["R"], args.classes)))  # as --merge
+            result["runs"][-1]["separation"] = {g: separation(result["runs"][-1]["R"], g) for g in goods}
         print(json.dumps(result["runs"][-1]), file=sys.stderr, flush=True)
     text = json.dumps(result, indent=1)
     if args.out:

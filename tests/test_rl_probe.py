@@ -171,3 +171,14 @@ def test_classes_pool_their_members_per_copy_under_each_metric():
         probe.with_classes(r, "g=a+d")
     with pytest.raises(SystemExit, match="name=a"):
         probe.with_classes(r, "g=")
+
+
+def test_inner_probe_reports_a_class_as_a_source():
+    r = _probe().main(["--mode", "inner", "--lrs", "2e-4", "--steps", "1", "--copies", "2", "--batch", "2",
+                       "--group", "2", "--qr-size", "4", "--threads", "1", "--classes", "both=stones+easy",
+                       "--good", "both"])  # fmt: skip
+    run = r["runs"][0]
+    assert run["R"]["both"] == [
+        statistics.mean(pair) for pair in zip(run["R"]["stones"], run["R"]["easy"], strict=True)
+    ]
+    assert set(run["separation"]["both"]) == {"stones", "easy", "hard"}
