@@ -172,9 +172,9 @@ def _by_lookahead(values: dict) -> str:
 
 def table(paths: list[str]) -> str:
     lines = [
-        "| arm | step | trained-on match | stones right | care L2 / L3 / L4 | designed slips L2 / L3 / L4 "
+        "| arm | seed | step | trained-on match | stones right | care L2 / L3 / L4 | designed slips L2 / L3 / L4 "
         "| hard mean (median log10) |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for p in paths:
         r = json.loads(Path(p).read_text())
@@ -182,7 +182,7 @@ def table(paths: list[str]) -> str:
             cares, slips = (_by_lookahead(c.get(key, {})) for key in ("care", "designed_slip_share"))
             match = c.get("trained_on_match")
             lines.append(
-                f"| {r['arm']} | {c['step']} | {'-' if match is None else f'{match:.3f}'} | {c['stone_pass1']:.3f} | "
+                f"| {r['arm']} | {r.get('seed', '-')} | {c['step']} | {'-' if match is None else f'{match:.3f}'} | {c['stone_pass1']:.3f} | "
                 f"{cares} | {slips} | {c['hard']['mean']:.2g} ({c['hard']['median_log10']}) |"
             )
     return "\n".join(lines)
