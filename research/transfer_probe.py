@@ -182,7 +182,8 @@ def table(paths: list[str]) -> str:
             cares, slips = (_by_lookahead(c.get(key, {})) for key in ("care", "designed_slip_share"))
             match = c.get("trained_on_match")
             lines.append(
-                f"| {r['arm']} | {r.get('seed', '-')} | {c['step']} | {'-' if match is None else f'{match:.3f}'} | {c['stone_pass1']:.3f} | "
+                f"| {r['arm']} | {r.get('seed', '-')} | {c['step']} | {'-' if match is None else f'{match:.3f}'} | "
+                f"{c['stone_pass1']:.3f} | "
                 f"{cares} | {slips} | {c['hard']['mean']:.2g} ({c['hard']['median_log10']}) |"
             )
     return "\n".join(lines)

@@ -55,6 +55,12 @@ CASES = {
     "seeds=[]": ("run", ["--set", "seeds=[]"], "seeds"),
     "k=0": ("make-hard", ["--set", "k=0"], "k"),
     "unknown stone family": ("premise", ["--set", "stones=[cube:1]"], "cube"),
+    "unknown premise mode": ("premise", ["--set", "mode=interleaved"], "mode must be one of curriculum, mixed"),
+    "mixed_stones as large as the batch": (
+        "premise",
+        ["--set", "mode=mixed", "--set", "mixed_stones=8"],
+        "mixed_stones must be 1 to rloo.batch_size - 1 (7)",
+    ),
     "parallel.workers=0": (T, ["--set", "parallel.workers=0"], "parallel.workers must be at least 1"),
     "hard_dir without files": (T, ["--set", "hard_dir={d}/empty", "--set", "out={d}/o1"], "train.jsonl"),
     "hard set smaller than qr_size": (

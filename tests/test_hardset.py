@@ -165,3 +165,17 @@ def test_hard_successes_counts_only_the_hard_phase():
     assert hard_successes(history, 2) == (3, 2)  # the stones' accuracy before step 2 is not a hard success
     assert hard_successes(history, 0) == (0, 3)
     assert hard_successes(history[:3], 2) == (None, 0)
+
+
+def test_hard_successes_of_a_mixed_batch_read_only_its_hard_rows():
+    """In mixed mode the stones come first in every batch: their right answers are not hard successes."""
+    from soar.jobs.harness import hard_successes
+
+    history = [
+        {"step": 0, "accuracy": 0.25, "prompt_accuracy": [0.5, 0.5, 0.0, 0.0]},  # stones only
+        {"step": 1, "accuracy": 0.3, "prompt_accuracy": [0.5, 0.5, 0.0, 0.2]},  # a hard success in row 3
+        {"step": 2, "accuracy": 0.0, "prompt_accuracy": [0.0, 0.0, 0.0, 0.0]},
+        {"step": 3, "accuracy": 0.1, "prompt_accuracy": [0.0, 0.0, 0.4, 0.0]},
+    ]
+    assert hard_successes(history, 0, from_row=2) == (1, 2)
+    assert hard_successes(history, 0) == (0, 3)  # read whole, the stones' answers would count

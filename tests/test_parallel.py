@@ -160,6 +160,46 @@ def test_the_premise_grid_is_the_same_on_two_workers(hard_dir, tmp_path):
     assert report.count("hard success") == 2 * 3 and "| Base model | 0.0% (0) |" in report
 
 
+def test_a_mixed_premise_trains_on_stones_and_hard_problems_in_every_batch(hard_dir, tmp_path, monkeypatch):
+    """mode=mixed: every curriculum batch is `mixed_stones` stepping stones, then hard train problems; Hard-Only
+    stays on the hard set; the report says so and counts hard successes from the hard rows."""
+    import soar.jobs.premise as premise_mod
+    from soar.core.problems import load_problems
+    from soar.world import ARITHMETIC
+
+    hard = {p.question for p in load_problems(hard_dir / "train.jsonl", ARITHMETIC.in_grammar)}
+    calls: list[list[list[bool]]] = []  # per training run, per step: which rows are hard problems
+    train_rloo = premise_mod.train_rloo
+
+    def spy(model, tok, world, batches, cfg, seed, *a, **k):
+        rows = calls.append([]) or calls[-1]
+
+        def record(step, rng):
+            batch = batches(step, rng)
+            rows.append([p.question in hard for p in batch])
+            return batch
+
+        return train_rloo(model, tok, world, record, cfg, seed, *a, **k)
+
+    monkeypatch.setattr(premise_mod, "train_rloo", spy)
+    out = tmp_path / "mixed"
+    cfg = PremiseConfig(
+        hard_dir=str(hard_dir), out=str(out), seeds=(0,), mode="mixed", mixed_stones=1, edge_problems=0, threads=1,
+        arms=("hard_only", "curriculum", "self_answered"),
+        rloo=RLOOConfig(steps=2, batch_size=3, group_size=2), eval=EvalConfig(n=2, ks=(1, 2), greedy=False),
+    )  # fmt: skip
+    run_premise(cfg)
+    hard_only, mixed = [[True, True, True]] * 2, [[False, True, True]] * 2  # mixed: one stone, two hard problems
+    assert sorted(calls) == sorted([hard_only, mixed, mixed])
+    log = [json.loads(r) for r in (out / "train_curriculum_seed0.jsonl").read_text().splitlines()]
+    for row in log:  # one accuracy per prompt of the batch, whose mean is the step's accuracy
+        assert len(row["prompt_accuracy"]) == 3
+        assert sum(row["prompt_accuracy"]) / 3 == pytest.approx(row["accuracy"], abs=1e-3)
+    report = (out / "premise.md").read_text()
+    assert "every batch of 3 holding 1 stepping stones and 2 hard train problems throughout (mixed mode)" in report
+    assert "hard phase starts" not in report and report.count("hard success") == 3
+
+
 def test_the_ray_backend_gives_the_local_result(hard_dir, tmp_path):
     """`parallel.backend: ray` on a private two-CPU cluster: the same R_k, promotions and final teacher."""
     import ray  # noqa: F401  (the ray extra is part of the dev install: a missing Ray fails here)

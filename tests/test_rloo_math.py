@@ -118,3 +118,14 @@ def test_micro_batches_give_the_one_pass_update(tiny):
         torch.testing.assert_close(out[mb][0], out[12][0], atol=1e-6, rtol=1e-5)
         for key in ("pg_loss", "kl", "grad_norm"):
             assert out[mb][1][key] == pytest.approx(out[12][1][key], rel=1e-4, abs=1e-7)
+
+
+def test_both_puts_the_first_batch_before_the_second_every_step():
+    import random
+
+    from soar.engine.rloo import both, phased
+
+    first = lambda step, rng: [f"s{step}"]  # noqa: E731
+    then = lambda step, rng: [f"h{step}", f"h{step}'"]  # noqa: E731
+    assert [both(first, then)(i, random.Random(0)) for i in range(2)] == [["s0", "h0", "h0'"], ["s1", "h1", "h1'"]]
+    assert [phased(first, 1, then)(i, random.Random(0)) for i in range(2)] == [["s0"], ["h1", "h1'"]]

@@ -267,6 +267,12 @@ def phased(first: BatchFn, first_steps: int, then: BatchFn) -> BatchFn:
     return lambda step, rng: first(step, rng) if step < first_steps else then(step, rng)
 
 
+def both(first: BatchFn, then: BatchFn) -> BatchFn:
+    """Every step's batch: `first`'s problems, then `then`'s (the paper's mixed mode, for a stream of questions
+    that cannot be pooled with the hard set)."""
+    return lambda step, rng: first(step, rng) + then(step, rng)
+
+
 def score(world: World, samples, answers: list[str], shaping: RewardShaping) -> torch.Tensor:
     """(prompts, k) shaped rewards; NaN where unscorable."""
     return torch.tensor(
@@ -323,6 +329,7 @@ class RLOORun:
             "step": step,
             "reward": float(rewards[valid].mean()) if valid.any() else math.nan,
             "accuracy": float((rewards == cfg.shaping.correct).float().mean()),
+            "prompt_accuracy": [round(float(a), 4) for a in (rewards == cfg.shaping.correct).float().mean(-1)],
             "unscorable": float((~valid).float().mean()),
             "completion_tokens": sum(len(s.token_ids) for r in samples for s in r),
             "lr": self.sched.get_last_lr()[0],

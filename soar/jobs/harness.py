@@ -110,25 +110,35 @@ def run_grid(out: Path, arms: tuple[str, ...], student_seeds: tuple[int, ...], w
     return sorted(rows, key=lambda r: (r["seed"], rank.get(r["arm"], len(rank)), r["arm"]))
 
 
-def hard_successes(history: list[dict], start: int) -> tuple[int | None, int]:
+def hard_successes(history: list[dict], start: int, from_row: int = 0) -> tuple[int | None, int]:
     """(the first step from `start` on whose batch held a right answer, or None; how many such steps): when
     the hard phase drew its first success, and whether it bootstrapped (one lucky success that the
-    learning rate turns into care on every hard problem, or not)."""
-    hits = [row["step"] for row in history if row["step"] >= start and row["accuracy"] > 0]
+    learning rate turns into care on every hard problem, or not). `from_row`: the batch's hard problems start
+    at this row (a mixed batch's stones come first), read from the log's per-prompt accuracy."""
+
+    def hit(row: dict) -> bool:
+        return row["accuracy"] > 0 if from_row == 0 else max(row["prompt_accuracy"][from_row:], default=0) > 0
+
+    hits = [row["step"] for row in history if row["step"] >= start and hit(row)]
     return (hits[0] if hits else None), len(hits)
 
 
 def hard_phase_counts(
-    out: Path, results: list[dict], start_of: Callable[[str], int | None]
+    out: Path,
+    results: list[dict],
+    start_of: Callable[[str], int | None],
+    from_row_of: Callable[[str], int] | None = None,
 ) -> dict[tuple[str, int], tuple]:
     """(arm, seed) -> hard_successes of its training log in `out`, for the pairs whose `start_of(arm)` (the step
-    its hard phase starts) is not None and that have a log (a resumed run has only the files)."""
+    its hard phase starts) is not None and that have a log (a resumed run has only the files); `from_row_of(arm)`:
+    the row of its batches where the hard problems start (default 0)."""
     counts = {}
     for r in results:
         start = start_of(r["arm"])
         log = out / f"train_{r['arm']}_seed{r['seed']}.jsonl"
         if start is not None and log.exists():
-            counts[r["arm"], r["seed"]] = hard_successes(read_log(log), start)
+            from_row = from_row_of(r["arm"]) if from_row_of else 0
+            counts[r["arm"], r["seed"]] = hard_successes(read_log(log), start, from_row)
     return counts
 
 

@@ -29,13 +29,14 @@ from soar.core.parallel import ParallelConfig, Workers
 from soar.core.problems import Problem, load_problems
 from soar.engine.evaluate import EvalConfig, evaluate, own_answers
 from soar.engine.model import DEFAULT_MODEL, clone_model, load_policy
-from soar.engine.rloo import BatchFn, RLOOConfig, cycling_batches, phased, train_rloo
+from soar.engine.rloo import BatchFn, RLOOConfig, both, cycling_batches, phased, train_rloo
 from soar.jobs.harness import GridContext, Trained, hard_phase_counts, run_grid, summarize
 from soar.world import ARITHMETIC
 from soar.world.arithmetic import FAMILIES, LEVELS, make_problem
 from soar.world.base import check_answer_prompt
 
 ARMS = ("base", "hard_only", "curriculum", "self_answered")
+MODES = ("curriculum", "mixed")
 
 
 @dataclass
@@ -50,8 +51,14 @@ class PremiseConfig:
     """output folder (results.jsonl, premise.md, premise.png)"""
     seeds: tuple[int, ...] = (0, 1, 2)
     """one training run per arm per seed"""
+    mode: str = "curriculum"
+    """how a curriculum arm meets its stones, as the paper's PQ student: curriculum (`curriculum_steps` on the
+    stones, then the hard train set) | mixed (every batch: `mixed_stones` stones, the rest hard problems)"""
     curriculum_steps: int = 200
-    """of the rloo.steps of each arm, the curriculum spends this many on stepping stones first"""
+    """curriculum mode: of the rloo.steps of each arm, the steps on stepping stones first (paper: 64)"""
+    mixed_stones: int = 4
+    """mixed mode: stones in each batch of rloo.batch_size (the paper pools its PQ with the hard set; the stones
+    here are a fresh stream, so each batch takes a fixed share)"""
     stones: tuple[str, ...] = ("mix:1", "mix:2", "add:1", "sub:1")
     """stepping stones as family:level (level = number of hard steps)"""
     stone_min_run: int = 2
@@ -79,6 +86,12 @@ class PremiseConfig:
             raise ValueError(f"unknown arms {bad}; valid: {list(ARMS)}")
         at_least(self, 1, "max_new_tokens", "threads")
         at_least(self, 0, "curriculum_steps", "edge_problems")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.mode == "mixed" and not 1 <= self.mixed_stones < self.rloo.batch_size:
+            raise ValueError(
+                f"mixed_stones must be 1 to rloo.batch_size - 1 ({self.rloo.batch_size - 1}), got {self.mixed_stones}"
+            )
         check_answer_prompt(self.answer_prompt)
         parse_stones(self.stones)
 
@@ -168,20 +181,23 @@ def premise_context(cfg: PremiseConfig) -> PremiseContext:
     hard = Path(cfg.hard_dir)
     train = load_problems(hard / "train.jsonl", ARITHMETIC.in_grammar)
     test = load_problems(hard / "test.jsonl", ARITHMETIC.in_grammar)
-    stones = stone_batches(parse_stones(cfg.stones), cfg.rloo.batch_size, cfg.stone_min_run, cfg.stone_max_run)
+    n_stones = cfg.mixed_stones if cfg.mode == "mixed" else cfg.rloo.batch_size
+    stones = stone_batches(parse_stones(cfg.stones), n_stones, cfg.stone_min_run, cfg.stone_max_run)
     make_problem("mix", 1, random.Random(0), min_run=cfg.stone_min_run, max_run=cfg.stone_max_run)  # fail early
 
     def train_arm(arm: str, seed: int):
         model = clone_model(base)
         if arm == "base":
             return Trained(model)
-        hard = cycling_batches(train, cfg.rloo.batch_size)
         first = (
             self_answered_batches(stones, base, tokenizer, cfg.max_new_tokens, cfg.answer_prompt)
             if arm == "self_answered"
             else stones
         )
-        batches = phased(first, hard_phase_start(arm, cfg), hard)
+        if cfg.mode == "mixed" and arm != "hard_only":
+            batches = both(first, cycling_batches(train, cfg.rloo.batch_size - cfg.mixed_stones))
+        else:
+            batches = phased(first, hard_phase_start(arm, cfg), cycling_batches(train, cfg.rloo.batch_size))
         print(f"[seed {seed}] training {arm} for {cfg.rloo.steps} steps")
         history = train_rloo(
             model,
@@ -199,8 +215,13 @@ def premise_context(cfg: PremiseConfig) -> PremiseContext:
 
 
 def hard_phase_start(arm: str, cfg: PremiseConfig) -> int:
-    """The step at which `arm` starts training on the hard train set (Hard-Only: at once)."""
-    return 0 if arm == "hard_only" else cfg.curriculum_steps
+    """The step at which `arm` starts training on the hard train set (Hard-Only and mixed mode: at once)."""
+    return 0 if arm == "hard_only" or cfg.mode == "mixed" else cfg.curriculum_steps
+
+
+def first_hard_row(arm: str, cfg: PremiseConfig) -> int:
+    """The row of `arm`'s batches where its hard problems start (a mixed batch's stones come first)."""
+    return cfg.mixed_stones if cfg.mode == "mixed" and arm != "hard_only" else 0
 
 
 def write_report(cfg: PremiseConfig, results: list[dict], edge: list[dict]) -> dict:
@@ -210,7 +231,9 @@ def write_report(cfg: PremiseConfig, results: list[dict], edge: list[dict]) -> d
     table = summarize(results)
     manifest_path = Path(cfg.hard_dir) / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    hard_phases = hard_phase_counts(out, results, lambda arm: hard_phase_start(arm, cfg))
+    hard_phases = hard_phase_counts(
+        out, results, lambda arm: hard_phase_start(arm, cfg), lambda arm: first_hard_row(arm, cfg)
+    )
     md = premise_markdown(table, edge, manifest, cfg, results, hard_phases)
     atomic_write_text(out / "premise.md", md)
     pass_at_k_plot(table, cfg.eval.ks, out / "premise.png", "Held-out hard TEST set")

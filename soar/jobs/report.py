@@ -115,14 +115,20 @@ def premise_markdown(
 ) -> str:
     seeds = len(cfg.seeds)
     parts = ["# The premise: Hard-Only vs an oracle curriculum", ""]
+    mixed = getattr(cfg, "mode", "curriculum") == "mixed"
+    use = (
+        f"every batch of {cfg.rloo.batch_size} holding {cfg.mixed_stones} stepping stones and "
+        f"{cfg.rloo.batch_size - cfg.mixed_stones} hard train problems throughout (mixed mode)"
+        if mixed
+        else f"the curriculum spending the first {cfg.curriculum_steps} on stepping stones"
+    )
     parts.append(
         f"Held-out hard TEST set, pass@k in % from n={cfg.eval.n} samples (temperature "
         f"{cfg.eval.temperature}), mean ± SD over {seeds} seed(s); {cfg.rloo.steps} RLOO steps per arm, "
-        f"the curriculum spending the first {cfg.curriculum_steps} on stepping stones "
-        f"({', '.join(cfg.stones)}; hard steps with look-ahead "
+        f"{use} ({', '.join(cfg.stones)}; hard steps with look-ahead "
         f"{getattr(cfg, 'stone_min_run', 2)}-{getattr(cfg, 'stone_max_run', 3)}; true answers for the oracle "
         "curriculum, the base model's own temperature-1 answer for the self-answered one); "
-        f"{schedule_phrase(cfg.rloo, cfg.curriculum_steps)}."
+        f"{schedule_phrase(cfg.rloo, None if mixed else cfg.curriculum_steps)}."
     )
     parts += ["", pass_at_k_table(table, cfg.eval.ks, ARM_NAMES), ""]
     parts += per_seed_section(results, cfg.eval.ks, hard_phases)
