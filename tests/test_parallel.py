@@ -196,7 +196,7 @@ def test_a_mixed_premise_trains_on_stones_and_hard_problems_in_every_batch(hard_
         assert len(row["prompt_accuracy"]) == 3
         assert sum(row["prompt_accuracy"]) / 3 == pytest.approx(row["accuracy"], abs=1e-3)
     report = (out / "premise.md").read_text()
-    assert "every batch of 3 holding 1 stepping stones and 2 hard train problems throughout (mixed mode)" in report
+    assert "in mixed mode, every batch of 3 holding 2 hard train problems and 1 stepping stones throughout (" in report
     assert "hard phase starts" not in report and report.count("hard success") == 3
 
 

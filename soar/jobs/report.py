@@ -117,8 +117,8 @@ def premise_markdown(
     parts = ["# The premise: Hard-Only vs an oracle curriculum", ""]
     mixed = getattr(cfg, "mode", "curriculum") == "mixed"
     use = (
-        f"every batch of {cfg.rloo.batch_size} holding {cfg.mixed_stones} stepping stones and "
-        f"{cfg.rloo.batch_size - cfg.mixed_stones} hard train problems throughout (mixed mode)"
+        f"in mixed mode, every batch of {cfg.rloo.batch_size} holding {cfg.rloo.batch_size - cfg.mixed_stones} "
+        f"hard train problems and {cfg.mixed_stones} stepping stones throughout"
         if mixed
         else f"the curriculum spending the first {cfg.curriculum_steps} on stepping stones"
     )
