@@ -325,11 +325,12 @@ class RLOORun:
             self.model, self.ref, self.opt, self.sched, rows, cfg.kl_coef, cfg.grad_clip, cfg.micro_batch, self.pad
         )
         valid = ~torch.isnan(rewards)
+        right = (rewards == cfg.shaping.correct).float()  # (B, G)
         row = {
             "step": step,
             "reward": float(rewards[valid].mean()) if valid.any() else math.nan,
-            "accuracy": float((rewards == cfg.shaping.correct).float().mean()),
-            "prompt_accuracy": [round(float(a), 4) for a in (rewards == cfg.shaping.correct).float().mean(-1)],
+            "accuracy": float(right.mean()),
+            "prompt_accuracy": [round(float(a), 4) for a in right.mean(-1)],
             "unscorable": float((~valid).float().mean()),
             "completion_tokens": sum(len(s.token_ids) for r in samples for s in r),
             "lr": self.sched.get_last_lr()[0],
