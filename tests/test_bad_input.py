@@ -61,6 +61,11 @@ CASES = {
         ["--set", "mode=mixed", "--set", "mixed_stones=8"],
         "mixed_stones must be 1 to rloo.batch_size - 1 (7)",
     ),
+    "student.mixed_questions as large as the batch": (
+        "run",
+        ["--set", "student.mode=mixed", "--set", "student.mixed_questions=8"],
+        "student.mixed_questions must be 0 (pool) to rloo.batch_size - 1 (7)",
+    ),
     "parallel.workers=0": (T, ["--set", "parallel.workers=0"], "parallel.workers must be at least 1"),
     "hard_dir without files": (T, ["--set", "hard_dir={d}/empty", "--set", "out={d}/o1"], "train.jsonl"),
     "hard set smaller than qr_size": (

@@ -307,5 +307,51 @@ def test_hard_phase_start_of_the_main_jobs_arms():
     assert hard_phase_start("hard_only", student) == 0
     assert hard_phase_start("pq", student) == hard_phase_start("grounded_t@t1", student) == 150
     assert hard_phase_start("ps", student) is None and hard_phase_start("base", student) is None
-    mixed = StudentConfig(synthetic_steps=150, mode="mixed")  # questions and hard problems in every batch
+    mixed = StudentConfig(synthetic_steps=150, mode="mixed")  # questions pooled with the hard problems
     assert hard_phase_start("pq", mixed) is None and hard_phase_start("hard_only", mixed) == 0
+    shared = StudentConfig(mode="mixed", mixed_questions=3)  # every batch: 3 questions, then 5 hard problems
+    assert hard_phase_start("pq@t1", shared) == hard_phase_start("hard_only", shared) == 0
+
+
+def test_first_hard_row_of_the_main_jobs_arms():
+    from soar.jobs.main import first_hard_row
+
+    shared = StudentConfig(mode="mixed", mixed_questions=3)
+    assert first_hard_row("pq", shared) == first_hard_row("grounded_t@t1", shared) == 3
+    assert first_hard_row("hard_only", shared) == 0
+    assert first_hard_row("pq", StudentConfig(mode="curriculum", mixed_questions=3)) == 0
+
+
+@pytest.mark.parametrize("mixed_questions", [0, 1])
+def test_a_mixed_student_meets_questions_and_hard_problems_in_its_batches(mixed_questions, monkeypatch):
+    """mixed_questions=N: every batch is N questions, then hard problems; 0 pools the two sets (the paper)."""
+    import soar.jobs.main as main_mod
+    from soar.engine.model import load_policy
+
+    base, tok = load_policy(DEFAULT_MODEL)
+    rng = random.Random(2)
+    questions = [make_problem("add", 1, rng) for _ in range(2)]
+    hard = [make_problem("mix", 3, rng) for _ in range(6)]
+    seen: list[list[bool]] = []
+
+    def spy(model, tok, world, batches, cfg, seed, *a, **k):
+        r = random.Random(0)
+        seen.extend([p in hard for p in batches(step, r)] for step in range(cfg.steps))
+        return []
+
+    monkeypatch.setattr(main_mod, "train_rloo", spy)
+    cfg = StudentConfig(mode="mixed", mixed_questions=mixed_questions, rloo=RLOOConfig(steps=4, batch_size=4))
+    main_mod.train_student(base, tok, ARITHMETIC, hard, questions, cfg, 0, 60, False)
+    if mixed_questions:
+        assert seen == [[False, True, True, True]] * 4
+    else:  # 4 batches of 4 walk the 8 pooled problems twice: each epoch holds both questions
+        assert sum(row.count(False) for row in seen) == 4 and len(seen) == 4
+
+
+def test_the_report_says_how_a_student_meets_its_questions():
+    from soar.jobs.report import student_mode_phrase
+
+    assert student_mode_phrase(StudentConfig(synthetic_steps=150)) == "curriculum; 150 on synthetic questions first"
+    shared = StudentConfig(mode="mixed", mixed_questions=3)
+    assert student_mode_phrase(shared) == "mixed; every batch of 8 holding 3 questions and 5 hard train problems"
+    assert "pooled" in student_mode_phrase(StudentConfig(mode="mixed"))

@@ -38,7 +38,7 @@ from soar.engine.embed import model_embeddings, ngram_embeddings
 from soar.engine.evaluate import EvalConfig, aggregate, evaluate
 from soar.engine.metrics import slope_checkpoint, vendi_bootstrap
 from soar.engine.model import clone_model, load_policy
-from soar.engine.rloo import RLOOConfig, cycling_batches, phased, train_rloo
+from soar.engine.rloo import RLOOConfig, both, cycling_batches, phased, train_rloo
 from soar.engine.setup import ModelSetup, Setup
 from soar.jobs.hardset import HardSetConfig, HardSetSettings, make_hard
 from soar.jobs.harness import ARM_NAMES, UNTRAINED, GridContext, Trained, hard_phase_counts, run_grid, summarize
@@ -76,6 +76,9 @@ class StudentConfig:
     """curriculum mode: of rloo.steps, the steps on the synthetic questions before the hard train set (paper: 64)"""
     mode: str = "curriculum"
     """curriculum | mixed"""
+    mixed_questions: int = 0
+    """mixed mode: 0 pools the question set with the hard train set (the paper); N > 0 gives every batch N
+    questions, then rloo.batch_size - N hard problems (as the premise's mixed mode), whatever the set sizes"""
     rloo: RLOOConfig = field(default_factory=RLOOConfig)
     """every trained arm's RLOO; rloo.steps is the equal compute of all arms"""
     hard_only_group: int = 128
@@ -95,6 +98,11 @@ class StudentConfig:
     def __post_init__(self) -> None:
         if self.mode not in ("curriculum", "mixed"):
             raise ValueError(f"student.mode must be 'curriculum' or 'mixed', got {self.mode!r}")
+        if not 0 <= self.mixed_questions < self.rloo.batch_size:
+            raise ValueError(
+                f"student.mixed_questions must be 0 (pool) to rloo.batch_size - 1 ({self.rloo.batch_size - 1}), "
+                f"got {self.mixed_questions}"
+            )
         if self.checkpoint_rule not in ("fixed", "slope"):
             raise ValueError(f"student.checkpoint_rule must be 'fixed' or 'slope', got {self.checkpoint_rule!r}")
         at_least(self, 1, "eval_every", "report_window", "hard_only_group", "transfer_step")
@@ -188,6 +196,9 @@ def train_student(
         batches = hard
     elif cfg.mode == "curriculum":
         batches = phased(cycling_batches(synthetic, bs), cfg.synthetic_steps, hard)
+    elif cfg.mixed_questions:
+        n = cfg.mixed_questions
+        batches = both(cycling_batches(synthetic, n), cycling_batches(hard_train, bs - n))
     else:
         batches = cycling_batches(synthetic + hard_train, bs)
     student = clone_model(base)
@@ -344,19 +355,30 @@ def _main_job(cfg: RunConfig, world: World | None) -> dict:
 
     mix = {name: question_mix(f.questions(), world.kind) for name, f in teachers.items()} if world.kind else {}
     every_promotion = {name: rows for name, f in teachers.items() if (rows := f.promotions())}  # soar_oracle's too
-    hard_phases = hard_phase_counts(out, results, lambda arm: hard_phase_start(arm, cfg.student))
+    hard_phases = hard_phase_counts(
+        out, results, lambda arm: hard_phase_start(arm, cfg.student), lambda arm: first_hard_row(arm, cfg.student)
+    )
     seconds = time.time() - t_start
     main_report(cfg, out, table, stats, teacher_metrics, every_promotion, seconds, mix, results, hard_phases)
     return table
 
 
 def hard_phase_start(arm: str, student: StudentConfig) -> int | None:
-    """The step from which `arm`'s students train on the hard train set alone (Hard-Only: at once), or None
-    where no batch is hard problems only (an untrained arm; "mixed" mode)."""
+    """The step from which `arm`'s students' batches hold hard problems at a fixed place (Hard-Only and mixed
+    mode with `mixed_questions`: at once), or None where none do (an untrained arm; pooled mixed mode)."""
     arm = arm.split("@t")[0]
-    if arm in UNTRAINED or (arm != "hard_only" and student.mode != "curriculum"):
+    if arm in UNTRAINED:
         return None
-    return 0 if arm == "hard_only" else student.synthetic_steps
+    if arm == "hard_only":
+        return 0
+    if student.mode == "mixed":
+        return 0 if student.mixed_questions else None
+    return student.synthetic_steps
+
+
+def first_hard_row(arm: str, student: StudentConfig) -> int:
+    """The row of `arm`'s batches where its hard problems start (mixed mode's questions come first)."""
+    return student.mixed_questions if student.mode == "mixed" and arm.split("@t")[0] != "hard_only" else 0
 
 
 def question_mix(rows: list[dict], kind) -> list[dict]:

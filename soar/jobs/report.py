@@ -206,6 +206,16 @@ def spread_note(cfg) -> str:
     )
 
 
+def student_mode_phrase(student) -> str:
+    """How a main-job student meets its question set, in words."""
+    bs = student.rloo.batch_size
+    if student.mode == "curriculum":
+        return f"curriculum; {student.synthetic_steps} on synthetic questions first"
+    if n := student.mixed_questions:
+        return f"mixed; every batch of {bs} holding {n} questions and {bs - n} hard train problems"
+    return f"mixed; batches of {bs} drawn from the questions pooled with the hard train set"
+
+
 def main_report(
     cfg,
     out: Path,
@@ -229,7 +239,7 @@ def main_report(
         f"Held-out hard TEST set{f' (its first {cfg.test_limit} problems)' if getattr(cfg, 'test_limit', 0) else ''}, "
         f"pass@k in % from n={cfg.eval.n} samples, mean ± SD over "
         f"{len(cfg.seeds)} student seed(s){spread_note(cfg)}. Trained students: {cfg.student.rloo.steps} RLOO steps "
-        f"({cfg.student.mode}; {cfg.student.synthetic_steps} on synthetic questions first), "
+        f"({student_mode_phrase(cfg.student)}), "
         f"{schedule_phrase(cfg.student.rloo, switch)}."
         f" Wall time of this call: {seconds / 60:.1f} min (a resumed run counts only its own part).",
         "",
