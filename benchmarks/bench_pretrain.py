@@ -1,7 +1,8 @@
 """Steps per second of `soar pretrain`'s step: eager, bf16 autocast, torch.compile, both; ratios in one run.
 
-Each variant trains a copy of the model on the same length-bucketed batches of the careless corpus (m20's
-flags) after `--warm` steps of warm-up (which hold torch.compile's compilation; its seconds are printed).
+Each variant trains a copy of the model on the same length-bucketed batches of the careless corpus (the
+shipped model's careless-stage flags) after `--warm` steps of warm-up (which hold torch.compile's
+compilation; its seconds are printed).
 
     python benchmarks/bench_pretrain.py --threads 2
 
@@ -50,7 +51,7 @@ def steps_per_s(model, batches, variant: str, warm: int) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="assets/tiny-arith-m20")
+    ap.add_argument("--model", default="assets/tiny-arith")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warm", type=int, default=15)
     ap.add_argument("--steps", type=int, default=45, help="timed steps after the warm-up")

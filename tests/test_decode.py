@@ -150,8 +150,9 @@ def test_shared_prompt_forward_gives_the_log_probs_and_gradients_of_the_model_ow
     assert torch.equal(a[1], b[1]) and a[1].sum() == sum(len(c) for c in completions)
     torch.testing.assert_close(b[0], a[0], atol=2e-5, rtol=0)
     assert a[2].keys() == b[2].keys()
-    for name in a[2]:
-        torch.testing.assert_close(b[2][name], a[2][name], atol=1e-5, rtol=1e-4, msg=name)
+    for name in a[2]:  # float32 rounding of sums over rows: an absolute tolerance at the gradient's own scale
+        atol = max(1e-5, 2e-6 * a[2][name].abs().max().item())
+        torch.testing.assert_close(b[2][name], a[2][name], atol=atol, rtol=1e-4, msg=name)
 
 
 def test_shared_prompt_forward_is_for_plain_llamas_on_a_cpu_only():

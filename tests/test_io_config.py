@@ -157,9 +157,6 @@ SHIPPED_CONFIGS = [
     ("configs/paper-olympiadbench-hard.yaml", "make-hard"),
     ("configs/smollm2-cpu.yaml", "run"),
     ("configs/premise.yaml", "premise"),
-    ("configs/premise-m20.yaml", "premise"),
-    ("configs/premise-m26.yaml", "premise"),
-    ("configs/premise-m31.yaml", "premise"),
     ("configs/teacher-moves.yaml", "run"),
 ]
 

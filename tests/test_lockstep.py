@@ -81,7 +81,7 @@ def _outcome(folder):
 
 def test_a_lora_teacher_run_is_the_same_in_lockstep(hard_dir, tmp_path):  # noqa: F811
     lora = LoadConfig(lora=LoraSettings(r=4))
-    inner = RLOOConfig(steps=2, batch_size=2, group_size=2, lr=3e-2)  # adapters that move in two steps
+    inner = RLOOConfig(steps=2, batch_size=2, group_size=4, lr=3e-2)  # adapters that move in two steps
     # step credit, so that R_k is not 0; tau = -1: every step promotes, so step 1 starts from a student
     kw = dict(load=lora, outer_steps=2, r=2, inner=inner, qr_metric="partial_sampled", qr_samples=4)
     one = run_soar(toy(hard_dir, tmp_path / "one", **kw), progress=False)

@@ -11,7 +11,7 @@ def _probe():
 
 
 ARGS = ["--steps", "2", "--every", "1", "--care-n", "2", "--care-k", "2", "--hard-n", "2", "--hard-k", "2",
-        "--set", "rloo.batch_size=2", "--set", "rloo.group_size=2"]  # fmt: skip
+        "--set", "rloo.batch_size=2", "--set", "rloo.group_size=2", "--set", "mode=curriculum"]  # fmt: skip
 
 
 def test_curve_has_a_point_at_start_and_every_few_steps(tmp_path):

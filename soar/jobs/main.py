@@ -158,7 +158,7 @@ class RunConfig(Setup):
             raise ValueError(f"teacher_seeds must not repeat a seed, got {list(self.teacher_seeds)}")
         if self.vendi_embedding not in ("ngram", "model"):
             raise ValueError(f"vendi_embedding must be 'ngram' or 'model', got {self.vendi_embedding!r}")
-        if self.student.synthetic_steps > self.student.rloo.steps:
+        if self.student.mode == "curriculum" and self.student.synthetic_steps > self.student.rloo.steps:
             raise ValueError(
                 f"student.synthetic_steps ({self.student.synthetic_steps}) is more than student.rloo.steps "
                 f"({self.student.rloo.steps}), the total"
