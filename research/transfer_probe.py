@@ -3,7 +3,8 @@
 The premise trains a student `curriculum_steps` RLOO steps on look-ahead-2 stepping stones, then on the hard
 set, and reports held-out pass@32 at the end. When a curriculum arm ends at 0 the premise cannot say why: did
 the stones teach nothing, or did they teach care at look-ahead 2 that never reached look-ahead 4? This probe
-runs only the stone phase of one arm, with the premise config's model, stones and RLOO settings, and every
+runs only the stone phase of one arm (`curriculum_steps` steps on stones alone, whatever the config's `mode`),
+with the premise config's model, stones and RLOO settings, and every
 `--every` steps measures on the student being trained:
 - care at look-ahead 2 / 3 / 4 (`world_probe.care`: a hard step right when the value before it is right),
   and of the hard steps written wrong, the share that are one designed slip (`designed_slip_share`);
@@ -12,8 +13,8 @@ runs only the stone phase of one arm, with the premise config's model, stones an
   `soar.jobs.hardset.success_estimates` over its first `--hard-n` problems: the premise's hard phase (100
   steps of 64 samples) sees its first successes only when this reaches about 1e-4.
 
-    python research/transfer_probe.py --config configs/premise-m28.yaml --arm curriculum --out runs/tp-oracle.json
-    python research/transfer_probe.py --config configs/premise-m28.yaml --arm self_answered --out runs/tp-self.json
+    python research/transfer_probe.py --config configs/premise.yaml --arm curriculum --out runs/tp-oracle.json
+    python research/transfer_probe.py --config configs/premise.yaml --arm self_answered --out runs/tp-self.json
     python research/transfer_probe.py --table runs/tp-oracle.json runs/tp-self.json
 
 Arms: `curriculum` (true answers, the premise's oracle curriculum) and `self_answered` (the frozen base model's
