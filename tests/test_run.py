@@ -300,26 +300,19 @@ def test_question_mix_counts_kinds_and_right_answers_per_outer_step():
     assert "| soar | (teacher answers right) | 33.3% | 100.0% |" in table
 
 
-def test_hard_phase_start_of_the_main_jobs_arms():
-    from soar.jobs.main import hard_phase_start
+def test_hard_phase_of_the_main_jobs_arms():
+    from soar.jobs.main import hard_phase
 
     student = StudentConfig(synthetic_steps=150)
-    assert hard_phase_start("hard_only", student) == 0
-    assert hard_phase_start("pq", student) == hard_phase_start("grounded_t@t1", student) == 150
-    assert hard_phase_start("ps", student) is None and hard_phase_start("base", student) is None
+    assert hard_phase("hard_only", student) == (0, 0)
+    assert hard_phase("pq", student) == hard_phase("grounded_t@t1", student) == (150, 0)
+    assert hard_phase("ps", student) is None and hard_phase("base", student) is None
     mixed = StudentConfig(synthetic_steps=150, mode="mixed")  # questions pooled with the hard problems
-    assert hard_phase_start("pq", mixed) is None and hard_phase_start("hard_only", mixed) == 0
+    assert hard_phase("pq", mixed) is None and hard_phase("hard_only", mixed) == (0, 0)
     shared = StudentConfig(mode="mixed", mixed_questions=3)  # every batch: 3 questions, then 5 hard problems
-    assert hard_phase_start("pq@t1", shared) == hard_phase_start("hard_only", shared) == 0
-
-
-def test_first_hard_row_of_the_main_jobs_arms():
-    from soar.jobs.main import first_hard_row
-
-    shared = StudentConfig(mode="mixed", mixed_questions=3)
-    assert first_hard_row("pq", shared) == first_hard_row("grounded_t@t1", shared) == 3
-    assert first_hard_row("hard_only", shared) == 0
-    assert first_hard_row("pq", StudentConfig(mode="curriculum", mixed_questions=3)) == 0
+    assert hard_phase("pq@t1", shared) == hard_phase("grounded_t@t1", shared) == (0, 3)
+    assert hard_phase("hard_only", shared) == (0, 0)
+    assert hard_phase("pq", StudentConfig(mode="curriculum", mixed_questions=3, synthetic_steps=7)) == (7, 0)
 
 
 @pytest.mark.parametrize("mixed_questions", [0, 1])

@@ -124,21 +124,17 @@ def hard_successes(history: list[dict], start: int, from_row: int = 0) -> tuple[
 
 
 def hard_phase_counts(
-    out: Path,
-    results: list[dict],
-    start_of: Callable[[str], int | None],
-    from_row_of: Callable[[str], int] | None = None,
+    out: Path, results: list[dict], phase_of: Callable[[str], tuple[int, int] | None]
 ) -> dict[tuple[str, int], tuple]:
-    """(arm, seed) -> hard_successes of its training log in `out`, for the pairs whose `start_of(arm)` (the step
-    its hard phase starts) is not None and that have a log (a resumed run has only the files); `from_row_of(arm)`:
-    the row of its batches where the hard problems start (default 0)."""
+    """(arm, seed) -> hard_successes of its training log in `out`, for the pairs whose `phase_of(arm)` (the step
+    its hard phase starts, the row of its batches where the hard problems start) is not None and that have a
+    log (a resumed run has only the files)."""
     counts = {}
     for r in results:
-        start = start_of(r["arm"])
+        phase = phase_of(r["arm"])
         log = out / f"train_{r['arm']}_seed{r['seed']}.jsonl"
-        if start is not None and log.exists():
-            from_row = from_row_of(r["arm"]) if from_row_of else 0
-            counts[r["arm"], r["seed"]] = hard_successes(read_log(log), start, from_row)
+        if phase is not None and log.exists():
+            counts[r["arm"], r["seed"]] = hard_successes(read_log(log), *phase)
     return counts
 
 

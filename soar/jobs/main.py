@@ -355,30 +355,24 @@ def _main_job(cfg: RunConfig, world: World | None) -> dict:
 
     mix = {name: question_mix(f.questions(), world.kind) for name, f in teachers.items()} if world.kind else {}
     every_promotion = {name: rows for name, f in teachers.items() if (rows := f.promotions())}  # soar_oracle's too
-    hard_phases = hard_phase_counts(
-        out, results, lambda arm: hard_phase_start(arm, cfg.student), lambda arm: first_hard_row(arm, cfg.student)
-    )
+    hard_phases = hard_phase_counts(out, results, lambda arm: hard_phase(arm, cfg.student))
     seconds = time.time() - t_start
     main_report(cfg, out, table, stats, teacher_metrics, every_promotion, seconds, mix, results, hard_phases)
     return table
 
 
-def hard_phase_start(arm: str, student: StudentConfig) -> int | None:
-    """The step from which `arm`'s students' batches hold hard problems at a fixed place (Hard-Only and mixed
-    mode with `mixed_questions`: at once), or None where none do (an untrained arm; pooled mixed mode)."""
+def hard_phase(arm: str, student: StudentConfig) -> tuple[int, int] | None:
+    """(the step from which `arm`'s batches hold hard problems at a fixed place, the row where they start), or
+    None where none do (an untrained arm; pooled mixed mode). Hard-Only and fixed-share mixed mode start at
+    once (mixed mode's questions fill the first rows); curriculum mode after its synthetic steps."""
     arm = arm.split("@t")[0]
     if arm in UNTRAINED:
         return None
     if arm == "hard_only":
-        return 0
+        return 0, 0
     if student.mode == "mixed":
-        return 0 if student.mixed_questions else None
-    return student.synthetic_steps
-
-
-def first_hard_row(arm: str, student: StudentConfig) -> int:
-    """The row of `arm`'s batches where its hard problems start (mixed mode's questions come first)."""
-    return student.mixed_questions if student.mode == "mixed" and arm.split("@t")[0] != "hard_only" else 0
+        return (0, student.mixed_questions) if student.mixed_questions else None
+    return student.synthetic_steps, 0
 
 
 def question_mix(rows: list[dict], kind) -> list[dict]:

@@ -219,9 +219,10 @@ def hard_phase_start(arm: str, cfg: PremiseConfig) -> int:
     return 0 if arm == "hard_only" or cfg.mode == "mixed" else cfg.curriculum_steps
 
 
-def first_hard_row(arm: str, cfg: PremiseConfig) -> int:
-    """The row of `arm`'s batches where its hard problems start (a mixed batch's stones come first)."""
-    return cfg.mixed_stones if cfg.mode == "mixed" and arm != "hard_only" else 0
+def hard_phase(arm: str, cfg: PremiseConfig) -> tuple[int, int]:
+    """(hard_phase_start, the row of `arm`'s batches where its hard problems start: a mixed batch's stones
+    come first)."""
+    return hard_phase_start(arm, cfg), cfg.mixed_stones if cfg.mode == "mixed" and arm != "hard_only" else 0
 
 
 def write_report(cfg: PremiseConfig, results: list[dict], edge: list[dict]) -> dict:
@@ -231,9 +232,7 @@ def write_report(cfg: PremiseConfig, results: list[dict], edge: list[dict]) -> d
     table = summarize(results)
     manifest_path = Path(cfg.hard_dir) / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    hard_phases = hard_phase_counts(
-        out, results, lambda arm: hard_phase_start(arm, cfg), lambda arm: first_hard_row(arm, cfg)
-    )
+    hard_phases = hard_phase_counts(out, results, lambda arm: hard_phase(arm, cfg))
     md = premise_markdown(table, edge, manifest, cfg, results, hard_phases)
     atomic_write_text(out / "premise.md", md)
     pass_at_k_plot(table, cfg.eval.ks, out / "premise.png", "Held-out hard TEST set")
