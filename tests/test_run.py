@@ -110,6 +110,24 @@ def test_main_job_at_toy_sizes_writes_the_report(hard_dir, tmp_path):
     assert sorted(map(drop, redone), key=key) == sorted(map(drop, rows), key=key)
 
 
+def test_a_resumed_main_job_may_add_arms_and_seeds_but_not_drop_them(hard_dir, tmp_path):
+    out = tmp_path / "main"
+    run_main(toy_run(hard_dir, out, arms=("pq",)))
+    first = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert [(r["arm"], r["seed"]) for r in first] == [("pq", 0)]
+    assert not (out / "intrinsic").exists()  # no arm asked for the learnability teacher
+    table = run_main(toy_run(hard_dir, out, resume=True, arms=("pq", "hard_only", "intrinsic_t"), seeds=(0, 1)))
+    assert set(table) == {"pq", "hard_only", "intrinsic_t"}
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert rows[0] == first[0]  # the finished student is kept, not redone
+    assert sorted((r["arm"], r["seed"]) for r in rows[1:]) == [
+        ("hard_only", 0), ("hard_only", 1), ("intrinsic_t", 0), ("intrinsic_t", 1), ("pq", 1)
+    ]  # fmt: skip
+    assert (out / "intrinsic").is_dir() and "intrinsic_t" in (out / "config.yaml").read_text()
+    with pytest.raises(ConfigMismatch, match=r"arms \['pq'\].*seeds \[1\]"):
+        run_main(toy_run(hard_dir, out, resume=True, arms=("hard_only", "intrinsic_t"), seeds=(0,)))
+
+
 def test_cli_run_resume_refuses_a_missing_folder(tmp_path):
     r = subprocess.run(
         [sys.executable, "-m", "soar.cli", "run", "--resume", str(tmp_path / "nope")], capture_output=True, text=True

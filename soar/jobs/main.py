@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from soar.core import seeds
-from soar.core.config import at_least, check_same_config, dump_config, extend
+from soar.core.config import ConfigMismatch, at_least, check_same_config, dump_config, extend, load_config
 from soar.core.io import DataError, atomic_write_text
 from soar.core.lock import run_lock
 from soar.core.parallel import Workers
@@ -66,6 +66,8 @@ TEACHER_ARMS = ("grounded_t", "intrinsic_t", "grounded_t_np", "pq", "pq_oracle",
 """arms that depend on a teacher run: one per teacher seed when `teacher_seeds` names several"""
 ANALYSIS_KEYS = ("vendi_size", "vendi_samples", "vendi_embedding", "vendi_model")
 """keys that only change the question analysis (recomputed on every call): a resumed run may change them"""
+GROWING_KEYS = ("arms", "seeds")
+"""a resumed run may add to these (its finished students stay valid), never drop from them"""
 
 
 @dataclass
@@ -491,10 +493,19 @@ def transfer_columns(model, tokenizer, world: World, sets: dict[str, list[Proble
 
 
 def open_main_folder(cfg: RunConfig) -> Path:
-    """Create the main job's folder, or check a resumed one's config (the analysis keys may change)."""
+    """Create the main job's folder, or check a resumed one's config (the analysis keys may change; arms and seeds
+    may be added)."""
     out = Path(cfg.out)
     if cfg.resume:
-        check_same_config(out / "config.yaml", cfg, ignore=("resume", "threads", "out", "parallel", *ANALYSIS_KEYS))
+        ignore = ("resume", "threads", "out", "parallel", *ANALYSIS_KEYS, *GROWING_KEYS)
+        check_same_config(out / "config.yaml", cfg, ignore=ignore)
+        saved = load_config(RunConfig, out / "config.yaml")
+        dropped = {k: [v for v in getattr(saved, k) if v not in getattr(cfg, k)] for k in GROWING_KEYS}
+        if any(dropped.values()):
+            raise ConfigMismatch(
+                f"{out} was started with {', '.join(f'{k} {v}' for k, v in dropped.items() if v)} that this config "
+                f"drops; a resumed run may add arms and seeds, not drop them"
+            )
         dump_config(replace(cfg, resume=False), out / "config.yaml")  # the analysis keys of the latest report
     elif (out / "config.yaml").exists():
         raise FileExistsError(
