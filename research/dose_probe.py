@@ -58,6 +58,8 @@ def probe_one(cfg: RunConfig, base, tok, world, hard_train, hard_test, problems,
     summary, _ = evaluate(trained.model, tok, world, hard_test, cfg.eval, seeds.eval_seed(seed), cfg.max_new_tokens)
     phase = hard_phase("pq", cfg.student)  # None in pooled mixed mode: hard rows have no fixed place
     first, count = hard_successes(trained.history, *phase) if phase else (None, None)
+    last = [row["prompt_accuracy"][: phase[1]] for row in trained.history[-25:]] if phase else []
+    set_reward = round(sum(map(sum, last)) / sum(map(len, last)), 4) if last else None
     truths = [world.true_answer(p.question) for p in problems] if world.true_answer else []
     right = [t is not None and bool(world.is_equal(t, p.answer)) for p, t in zip(problems, truths, strict=True)]
     return {
@@ -68,6 +70,7 @@ def probe_one(cfg: RunConfig, base, tok, world, hard_train, hard_test, problems,
         "solved": summary.get("solved"),
         "first_hard_success": first,
         "hard_success_steps": count,
+        "set_reward_last25": set_reward,  # accuracy on the set's own answers, last 25 steps (memorised?)
         "seconds": round(time.time() - t0, 1),
     }
 

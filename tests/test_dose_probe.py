@@ -39,6 +39,7 @@ def test_a_fixed_share_student_reports_its_set_and_its_hard_rows(questions, tmp_
         assert row["questions"] == 4 and row["right"] == 2
         assert 0 <= row["pass@1"] <= row["pass@2"] <= 1
         assert 0 <= row["hard_success_steps"] <= 2  # the hard rows of 2 training steps
+        assert 0 <= row["set_reward_last25"] <= 1
     assert json.loads(out.read_text()) == r and r["test"] == 2
 
 
@@ -46,6 +47,7 @@ def test_pooled_mixed_mode_has_no_hard_rows_to_count(questions):
     r = _probe().main(["--set", f"s={questions}", *TINY, "--config-set", "student.mixed_questions=0"])
     row = r["sets"]["s"][0]
     assert row["first_hard_success"] is None and row["hard_success_steps"] is None
+    assert row["set_reward_last25"] is None
 
 
 def test_table_prints_one_row_per_set_and_seed(questions, tmp_path, capsys):
