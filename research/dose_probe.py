@@ -77,15 +77,16 @@ def probe_one(cfg: RunConfig, base, tok, world, hard_train, hard_test, problems,
 
 def table(paths: list[str]) -> str:
     """The rows of saved probe results as one markdown table."""
-    lines = ["| set | seed | questions | right | pass@1 | pass@k (largest k) | first hard success | steps with one |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| set | seed | questions | right | pass@1 | pass@k (largest k) | first hard success | steps with one "
+             "| accuracy on the set's answers, last 25 steps |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for path in paths:
         for name, rows in json.loads(Path(path).read_text())["sets"].items():
             for r in rows:
                 top = max((k for k in r if k.startswith("pass@")), key=lambda k: int(k[5:]))
                 lines.append(
                     f"| {name} | {r['seed']} | {r['questions']} | {r['right']} | {100 * r['pass@1']:.1f} | "
-                    f"{100 * r[top]:.1f} | {r['first_hard_success']} | {r['hard_success_steps']} |"
+                    f"{100 * r[top]:.1f} | {r['first_hard_success']} | {r['hard_success_steps']} | "
+                    f"{r.get('set_reward_last25', '-')} |"
                 )
     return "\n".join(lines)
 
