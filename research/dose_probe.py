@@ -34,7 +34,7 @@ from soar.core.problems import load_problems
 from soar.engine.evaluate import evaluate
 from soar.engine.model import load_policy
 from soar.jobs.harness import hard_successes
-from soar.jobs.main import RunConfig, hard_phase, train_student
+from soar.jobs.main import RunConfig, answers_right, hard_phase, train_student
 from soar.world import make_world
 
 
@@ -60,12 +60,11 @@ def probe_one(cfg: RunConfig, base, tok, world, hard_train, hard_test, problems,
     first, count = hard_successes(trained.history, *phase) if phase else (None, None)
     last = [row["prompt_accuracy"][: phase[1]] for row in trained.history[-25:]] if phase else []
     set_reward = round(sum(map(sum, last)) / sum(map(len, last)), 4) if last else None
-    truths = [world.true_answer(p.question) for p in problems] if world.true_answer else []
-    right = [t is not None and bool(world.is_equal(t, p.answer)) for p, t in zip(problems, truths, strict=True)]
+    right, known = answers_right(problems, world)
     return {
         "seed": seed,
         "questions": len(problems),
-        "right": sum(right) if truths else None,
+        "right": right if known else None,
         **{k: round(v, 4) for k, v in summary.items() if k.startswith("pass@")},
         "solved": summary.get("solved"),
         "first_hard_success": first,

@@ -23,10 +23,10 @@ from soar.world.arithmetic import question_kind
 
 def correlation(a: list[float], b: list[float]) -> float | None:
     """Pearson's r of two equally long lists; None where either is constant."""
-    ma, mb = statistics.fmean(a), statistics.fmean(b)
-    sa = sum((x - ma) ** 2 for x in a) ** 0.5
-    sb = sum((y - mb) ** 2 for y in b) ** 0.5
-    return sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True)) / (sa * sb) if sa and sb else None
+    try:
+        return statistics.correlation(a, b)
+    except statistics.StatisticsError:
+        return None
 
 
 def per_dataset(rows: list[dict], kind: str) -> list[dict]:

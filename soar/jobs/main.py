@@ -236,15 +236,21 @@ def checkpoint_result(history: list[dict], evals: list, window: int) -> tuple[di
     return {**summary, "checkpoint_step": s, "evaluations_averaged": len(chosen)}, chosen[-1][1]
 
 
+def answers_right(problems: list[Problem], world: World) -> tuple[int, int]:
+    """(how many answers equal the world's true answer, how many questions have one); (0, 0) in a world
+    without known truths."""
+    if world.true_answer is None:
+        return 0, 0
+    known = [(t, p) for p in problems if (t := world.true_answer(p.question)) is not None]
+    return sum(bool(world.is_equal(t, p.answer)) for t, p in known), len(known)
+
+
 def question_stats(problems: list[Problem], world: World, cfg: RunConfig, embed=ngram_embeddings) -> dict:
     """Vendi (bootstrap mean, SD) of `embed(questions)`, share of correct teacher answers, difficulty histogram."""
     emb = embed([p.question for p in problems])
     v_mean, v_sd = vendi_bootstrap(emb, cfg.vendi_size, cfg.vendi_samples)
-    correct = None
-    if world.true_answer is not None:
-        truths = [world.true_answer(p.question) for p in problems]
-        known = [(t, p) for t, p in zip(truths, problems, strict=True) if t is not None]
-        correct = sum(bool(world.is_equal(t, p.answer)) for t, p in known) / len(known) if known else None
+    right, known = answers_right(problems, world)
+    correct = right / known if known else None
     hist: dict[str, int] = {}
     for p in problems:
         key = f"{p.family}:{p.level}" if p.level >= 0 else "unparsed"
