@@ -67,6 +67,12 @@ def apply_op(x: int, op: str, b: int) -> int:
     return (x + b) % MOD if op == "+" else (x - b) % MOD if op == "-" else (x * b) % MOD
 
 
+def signed_error(answer: int, truth: int) -> int:
+    """answer - truth modulo 10^5, as the residue in (-MOD/2, MOD/2]: how far above (> 0) or below the truth."""
+    d = (answer - truth) % MOD
+    return d - MOD if d > MOD // 2 else d
+
+
 def values(question: str) -> list[int] | None:
     """[x0, x1, ..., x_STEPS]: the register after every operation."""
     parsed = parse_question(question)
