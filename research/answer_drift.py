@@ -7,9 +7,11 @@ kind the share of answers of each class of `answer_class`, and the share of the 
 truth. A teacher that learns to write the stones that teach moves the kind shares; one that learns something about
 answers moves the classes, or the side of the truth its errors fall on.
 
-    python research/answer_drift.py runs/main/soar runs/main/questions/base_t.jsonl runs/main/questions/grounded_t.jsonl
+    python research/answer_drift.py runs/main/soar runs/main/intrinsic runs/main/questions/grounded_t.jsonl \
+        --plot runs/answer-drift.png
 
-Prints one JSON object, by source and span.
+Prints one JSON object, by source and span; `--plot` draws, per outer step of each teacher run, the share of
+right answers and the share of wrong answers below the truth.
 """
 
 from __future__ import annotations
@@ -98,20 +100,71 @@ def spans(rows: list[dict], windows: int) -> dict[str, list[dict]]:
     return out
 
 
+def per_step(rows: list[dict]) -> list[dict]:
+    """Per outer step: the share of answers that are right, and of the wrong (parsed) ones that lie below the truth
+    (None without any); rows without a parsable question are left out."""
+    by_step: dict[int, list[tuple[int, int | None]]] = {}
+    for r in rows:
+        v = values(r["question"])
+        if v is not None:
+            by_step.setdefault(r["step"], []).append((v[-1], parse_int(str(r["answer"]))))
+    out = []
+    for step, pairs in sorted(by_step.items()):
+        wrong = [signed_error(a, t) for t, a in pairs if a is not None and a != t]
+        right = sum(a == t for t, a in pairs) / len(pairs)
+        out.append({"step": step, "right": right, "below": sum(e < 0 for e in wrong) / len(wrong) if wrong else None})
+    return out
+
+
+def drift_plot(runs: dict[str, list[dict]], path: str | Path) -> None:
+    """Two panels: per outer step of each teacher run, the share of right answers and of wrong ones below the truth."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharex=True)
+    for name, steps in runs.items():
+        xs = [s["step"] for s in steps]
+        axes[0].plot(xs, [s["right"] for s in steps], marker=".", label=name)
+        axes[1].plot(xs, [s["below"] for s in steps], marker=".", label=name)
+    for ax, title in zip(axes, ("teacher answers right", "wrong answers below the truth"), strict=True):
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("outer step")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[1].axhline(0.5, color="grey", lw=0.8, ls="--")
+    axes[0].set_ylabel("share")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sources", nargs="+", help="teacher run folders (with questions.jsonl) or question files")
     ap.add_argument("--windows", type=int, default=4, help="spans of outer steps per teacher run")
+    ap.add_argument("--plot", default=None, help="a PNG path: right answers and errors below the truth per step")
     args = ap.parse_args(argv)
     if args.windows < 1:
         raise SystemExit(f"--windows must be at least 1 (got {args.windows})")
-    result = {}
+    result, steps = {}, {}
     for source in args.sources:
         path = Path(source)
         path = path / "questions.jsonl" if path.is_dir() else path
         if not path.is_file():
             raise SystemExit(f"{source}: no questions.jsonl and not a question file")
-        result[source] = {name: span_table(rows) for name, rows in spans(read_log(path), args.windows).items()}
+        rows = read_log(path)
+        result[source] = {name: span_table(part) for name, part in spans(rows, args.windows).items()}
+        if rows and "step" in rows[0]:
+            steps[source] = per_step(rows)
+    if args.plot:
+        if not steps:
+            raise SystemExit("--plot needs at least one teacher run folder (a question file has no outer steps)")
+        names = [Path(src).name for src in steps]
+        labels = names if len(set(names)) == len(names) else list(steps)  # folder names, unless two share one
+        drift_plot(dict(zip(labels, steps.values(), strict=True)), args.plot)
     print(json.dumps(result, indent=1))
     return result
 

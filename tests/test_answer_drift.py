@@ -73,11 +73,23 @@ def test_spans_cut_a_teacher_run_by_outer_step_and_count_kinds(tmp_path):
     (run / "questions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     early = _drift().main([str(run), "--windows", "2"])[str(run)]["steps 0-1"]["easy"]
     assert early["wrong_below"] == 0.667 and early["answers"]["right"] == 0.25
+    by_step = _drift().per_step(rows)
+    assert [(s["step"], s["right"], s["below"]) for s in by_step] == [
+        (0, 0.0, 0.5),
+        (1, 0.5, 1.0),
+        (2, 0.0, None),
+        (3, 0.0, None),
+    ]
+    png = tmp_path / "drift.png"
+    _drift().main([str(run), "--plot", str(png)])
+    assert png.stat().st_size > 0
     flat = tmp_path / "set.jsonl"
     flat.write_text("".join(json.dumps({"question": p.question, "answer": p.answer}) + "\n" for p in easy))
     assert list(_drift().main([str(flat)])[str(flat)]) == ["all"]
     with pytest.raises(SystemExit, match="not a question file"):
         _drift().main([str(tmp_path / "nothing")])
+    with pytest.raises(SystemExit, match="needs at least one teacher run"):
+        _drift().main([str(flat), "--plot", str(tmp_path / "x.png")])
     with pytest.raises(SystemExit, match="at least 1"):
         _drift().main([str(flat), "--windows", "0"])
 
