@@ -71,9 +71,9 @@ def span_table(rows: list[dict]) -> dict:
     for r in rows:
         kind = question_kind(r["question"]) or "unparsed"
         kinds.setdefault(kind, Counter())[answer_class(r["question"], str(r["answer"]))] += 1
-        truth, a = values(r["question"]), parse_int(str(r["answer"]))
-        if truth is not None and a is not None and a != truth[-1]:
-            sides.setdefault(kind, Counter())[signed_error(a, truth[-1]) < 0] += 1
+        v, a = values(r["question"]), parse_int(str(r["answer"]))
+        if v is not None and a is not None and a != v[-1]:
+            sides.setdefault(kind, Counter())[signed_error(a, v[-1]) < 0] += 1
     n = sum(sum(c.values()) for c in kinds.values())
     out = {"n": n}
     for kind in (*KINDS, "unparsed"):

@@ -106,6 +106,8 @@ def test_signed_error_and_the_mirrored_and_true_variants(tmp_path):
     assert v.variant_answer(q, fmt(t), "mirrored") == fmt(t)
     assert v.variant_answer(q, "?", "mirrored") == "?"
     assert v.variant_answer(q, above, "true") == fmt(t)
+    assert signed_error(int(v.variant_answer(q, "?", "below", 2)), t) == -100
+    assert signed_error(int(v.variant_answer(q, "?", "above", 0)), t) == 1
     with pytest.raises(ValueError, match="mirrored"):
         v.variant_answer(q, above, "flipped")
     src = tmp_path / "set.jsonl"
