@@ -21,7 +21,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from soar.core.io import read_log
+from soar.core.io import DataError, read_log
 from soar.world.arithmetic import (
     KINDS,
     apply_op,
@@ -155,7 +155,12 @@ def main(argv: list[str] | None = None) -> dict:
         path = path / "questions.jsonl" if path.is_dir() else path
         if not path.is_file():
             raise SystemExit(f"{source}: no questions.jsonl and not a question file")
-        rows = read_log(path)
+        try:
+            rows = read_log(path)
+        except DataError as e:
+            raise SystemExit(str(e)) from None
+        if any("question" not in r or "answer" not in r for r in rows):
+            raise SystemExit(f"{path}: every row needs a question and an answer")
         result[source] = {name: span_table(part) for name, part in spans(rows, args.windows).items()}
         if rows and "step" in rows[0]:
             steps[source] = per_step(rows)

@@ -22,7 +22,7 @@ import json
 import random
 from pathlib import Path
 
-from soar.core.io import read_jsonl, write_jsonl
+from soar.core.io import DataError, read_jsonl, write_jsonl
 from soar.world.arithmetic import MOD, fmt, parse_int, signed_error, solve
 
 VARIANTS = ("true", "mirrored", "below", "above")
@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     if not Path(args.questions).is_file():
         raise SystemExit(f"{args.questions}: no such question file")
-    rows = read_jsonl(args.questions)
+    try:
+        rows = read_jsonl(args.questions, required=("question", "answer"))
+    except DataError as e:
+        raise SystemExit(str(e)) from None
     changed, rng = 0, random.Random(args.seed)
     for r in rows:
         new = variant_answer(r["question"], str(r["answer"]), args.variant, rng.randrange(4))

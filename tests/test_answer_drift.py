@@ -115,5 +115,14 @@ def test_signed_error_and_the_mirrored_and_true_variants(tmp_path):
     out = tmp_path / "out.jsonl"
     r = v.main([str(src), "--variant", "mirrored", "--out", str(out)])
     assert r["changed"] == 1 and json.loads(out.read_text())["answer"] == mirrored
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "1"}\n')
+    with pytest.raises(SystemExit, match="bad.jsonl"):
+        v.main([str(bad), "--variant", "true", "--out", str(out)])
+    with pytest.raises(SystemExit, match="needs a question and an answer"):
+        _drift().main([str(bad)])
+    bad.write_text('{"question": "1", "answer": "2"}\nnot json\n{"question": "1", "answer": "2"}\n')
+    with pytest.raises(SystemExit, match="bad.jsonl"):
+        _drift().main([str(bad)])
     with pytest.raises(SystemExit, match="no such question file"):
         v.main([str(tmp_path / "none.jsonl"), "--variant", "true", "--out", str(out)])
