@@ -4,6 +4,7 @@ import json
 import math
 import os
 import random
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,6 +45,17 @@ def straight(hard_dir, tmp_path_factory):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _written(path: Path, needles: tuple[bytes, ...], timeout: float = 30.0) -> bytes:
+    """The file's bytes once they hold every needle, or after `timeout` s: W&B's service process writes its offline
+    log on its own schedule, and on a busy machine a read right after `finish()` has met only its 7-byte header."""
+    deadline = time.monotonic() + timeout
+    while True:
+        data = path.read_bytes()
+        if all(n in data for n in needles) or time.monotonic() > deadline:
+            return data
+        time.sleep(0.2)
 
 
 def toy(hard_dir, out, **kw) -> SoarConfig:
@@ -134,7 +146,8 @@ def test_soar_run_writes_artifacts_and_promotes(straight):
     assert (out / "checkpoint" / "teacher" / "model.safetensors").exists()
     assert list((out / "tensorboard").iterdir())
     (wandb_log,) = (out / "wandb").glob("offline-run-*/run-*.wandb")
-    assert b"outer/rhat" in wandb_log.read_bytes() and b"promotion/count" in wandb_log.read_bytes()
+    logged = _written(wandb_log, (b"outer/rhat", b"promotion/count"))
+    assert b"outer/rhat" in logged and b"promotion/count" in logged
     # The teacher moves exactly when some dataset's leave-one-out advantage is non-zero (toy rewards are
     # often all 0, and then RLOO has nothing to learn from: the KL term is 0 at the reference).
     moved = teacher_moved(out)
