@@ -32,6 +32,7 @@ from soar.world.arithmetic import (
     parse_question,
     question_kind,
     signed_error,
+    solve,
     values,
 )
 
@@ -63,17 +64,26 @@ def answer_class(question: str, answer: str) -> str:
     return "other"
 
 
+def error_side(question: str, answer: str) -> bool | None:
+    """True when a wrong answer lies below the truth (`signed_error` < 0), False when above; None when it is right
+    or the question or answer does not parse."""
+    truth, a = solve(question), parse_int(answer)
+    if truth is None or a is None or a == truth:
+        return None
+    return signed_error(a, truth) < 0
+
+
 def span_table(rows: list[dict]) -> dict:
     """Share of each question kind; per kind its count, the share of each answer class, and the share of its
-    wrong (parsed) answers that lie below the truth (`signed_error` < 0; None without any)."""
+    wrong (parsed) answers that lie below the truth (None without any)."""
     kinds: dict[str, Counter] = {}
     sides: dict[str, Counter] = {}
     for r in rows:
-        kind = question_kind(r["question"]) or "unparsed"
-        kinds.setdefault(kind, Counter())[answer_class(r["question"], str(r["answer"]))] += 1
-        v, a = values(r["question"]), parse_int(str(r["answer"]))
-        if v is not None and a is not None and a != v[-1]:
-            sides.setdefault(kind, Counter())[signed_error(a, v[-1]) < 0] += 1
+        kind, answer = question_kind(r["question"]) or "unparsed", str(r["answer"])
+        kinds.setdefault(kind, Counter())[answer_class(r["question"], answer)] += 1
+        side = error_side(r["question"], answer)
+        if side is not None:
+            sides.setdefault(kind, Counter())[side] += 1
     n = sum(sum(c.values()) for c in kinds.values())
     out = {"n": n}
     for kind in (*KINDS, "unparsed"):
@@ -82,7 +92,7 @@ def span_table(rows: list[dict]) -> dict:
             total = sum(c.values())
             shares = {cls: round(c[cls] / total, 3) for cls in CLASSES if c[cls]}
             side = sides.get(kind, Counter())
-            below = round(side[True] / (side[True] + side[False]), 3) if side.total() else None
+            below = round(side[True] / side.total(), 3) if side.total() else None
             out[kind] = {"share": round(total / n, 3), "n": total, "answers": shares, "wrong_below": below}
     return out
 
@@ -103,16 +113,16 @@ def spans(rows: list[dict], windows: int) -> dict[str, list[dict]]:
 def per_step(rows: list[dict]) -> list[dict]:
     """Per outer step: the share of answers that are right, and of the wrong (parsed) ones that lie below the truth
     (None without any); rows without a parsable question are left out."""
-    by_step: dict[int, list[tuple[int, int | None]]] = {}
+    by_step: dict[int, list[tuple[bool, bool | None]]] = {}
     for r in rows:
-        v = values(r["question"])
-        if v is not None:
-            by_step.setdefault(r["step"], []).append((v[-1], parse_int(str(r["answer"]))))
+        if solve(r["question"]) is not None:
+            q, a = r["question"], str(r["answer"])
+            by_step.setdefault(r["step"], []).append((answer_class(q, a) == "right", error_side(q, a)))
     out = []
-    for step, pairs in sorted(by_step.items()):
-        wrong = [signed_error(a, t) for t, a in pairs if a is not None and a != t]
-        right = sum(a == t for t, a in pairs) / len(pairs)
-        out.append({"step": step, "right": right, "below": sum(e < 0 for e in wrong) / len(wrong) if wrong else None})
+    for step, judged in sorted(by_step.items()):
+        sides = [side for _, side in judged if side is not None]
+        right = sum(ok for ok, _ in judged) / len(judged)
+        out.append({"step": step, "right": right, "below": sum(sides) / len(sides) if sides else None})
     return out
 
 
