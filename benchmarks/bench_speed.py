@@ -4,6 +4,9 @@
   Llama forward, the CPU default; `hf`: the model's own forward) on 64 rows (64 distinct prompts, and 8
   prompts x 8 samples as in the loop) and 256, and of plain Hugging Face `generate` (dynamic and static
   cache) on the same rows in the same run; the ratios are the figures to compare across machines;
+- the split of a sampling call into its prefill and its decoding steps, for `fused` and plain `generate` at
+  both shapes (a call of one new token against a whole one): the prefill is the same work for both, so it
+  bounds the ratio a faster decoding step can reach; `fused_step_ms_for_2x_*` is the step that would give 2x;
 - Q_R scoring: seconds of one Acc(student, Q_R) by sampled step credit (the arithmetic default) and by the
   teacher-forced step probability (`qr_metric: forced`), and their ratio;
 - the RLOO update on the same 8 x 16 rows with the model's own forward over every row and with each distinct
@@ -112,6 +115,52 @@ def bench_hf_generate(model, tok, batch: int, max_new: int, cache: str | None = 
     return n / dt
 
 
+def bench_split(model, tok, k: int, max_new: int, rounds: int = 5) -> dict:
+    """Milliseconds of the prefill and of one decoding step of `fused` and of plain `generate` on 64 rows of
+    64 / k distinct prompts (medians of `rounds` alternating rounds): a call of one new token is the prefill
+    and one draw, and the rest of a whole call, divided by its further tokens, is a step."""
+    prompts = prompts_for(64 // k)
+    enc = tok([p for p in prompts for _ in range(k)], return_tensors="pt", padding=True)
+
+    def fused(n: int) -> int:
+        out = sample(model, tok, prompts, k, max_new_tokens=n, seed=1, batch_size=64, backend="fused")
+        return max(len(s.token_ids) for r in out for s in r)
+
+    def generate(n: int) -> int:
+        with torch.no_grad():
+            out = model.generate(
+                **enc,
+                max_new_tokens=n,
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+            )
+        return out.shape[1] - enc.input_ids.shape[1]
+
+    times: dict[tuple[str, int], list[float]] = {}
+    tokens: dict[str, int] = {}
+    for _ in range(rounds):
+        for name, call in (("fused", fused), ("generate", generate)):
+            for n in (1, max_new):
+                t = time.perf_counter()
+                got = call(n)
+                times.setdefault((name, n), []).append(time.perf_counter() - t)
+                if n > 1:
+                    tokens[name] = got
+    shape = "batch64" if k == 1 else f"{k}x{64 // k}"
+    out: dict = {}
+    for name in ("fused", "generate"):
+        one, whole = (1000 * statistics.median(times[(name, n)]) for n in (1, max_new))
+        out[f"{name}_prefill_ms_{shape}"] = round(one, 1)
+        out[f"{name}_step_ms_{shape}"] = round((whole - one) / max(tokens[name] - 1, 1), 2)
+        out[f"{name}_call_ms_{shape}"] = round(whole, 1)
+    half = out[f"generate_call_ms_{shape}"] / 2 - out[f"fused_prefill_ms_{shape}"]
+    out[f"fused_step_ms_for_2x_{shape}"] = round(half / max(tokens["fused"] - 1, 1), 2)
+    return out
+
+
 def bench_qr(model, tok, qr: list, max_new: int) -> dict:
     """Seconds of one Acc(student, Q_R) scoring (the default Q_R of 64 hard problems) by each `qr_metric` that
     samples at temperature 1 or forces the worked solution, medians of 3 alternating rounds."""
@@ -196,6 +245,8 @@ def main() -> None:
             res[f"{name}_tok_s_{shape}"] = round(v)
         for name in ("fused", "hf", "generate_static"):
             res[f"{name}_vs_generate_{shape}"] = round(tok_s[name] / tok_s["generate"], 2)
+    for k in (1, 8):
+        res.update(bench_split(model, tok, k, max_new))
     big = {b: [] for b in ("fused", "hf")}
     for _ in range(2):
         for b in big:
