@@ -1,10 +1,12 @@
 """The sampling seam's two decoders: the lean Llama forward (`fused`) gives the tokens of the Hugging Face one."""
 
+import inspect
+
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from soar.engine.decode import HFDecoder, LlamaDecoder, decoder, supports
+from soar.engine.decode import CACHE_KEY, HFDecoder, LlamaDecoder, decoder, supports
 from soar.engine.model import DEFAULT_MODEL, LoadConfig, LoraSettings, load_policy
 from soar.engine.sampling import _left_pad, sample
 from soar.world import ARITHMETIC
@@ -193,3 +195,8 @@ def test_sampling_never_records_gradients(shipped, backend, monkeypatch):
     model, tok = shipped
     sample(model, tok, _prompts(2), 2, max_new_tokens=4, seed=0, backend=backend)
     assert seen and not any(seen)
+
+
+def test_the_hf_decoder_names_the_kv_cache_as_the_installed_transformers_does():
+    # `past_key_values` before transformers 5.24, `cache` since; a wrong name fails the first sampling call
+    assert CACHE_KEY in inspect.signature(LlamaForCausalLM.forward).parameters

@@ -18,9 +18,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+import transformers
+from packaging.version import Version
 from torch import nn
 
 BACKENDS = ("auto", "hf", "fused")
+CACHE_KEY = "cache" if Version(transformers.__version__) >= Version("5.24") else "past_key_values"
+"""The name of a Hugging Face forward's KV cache, argument and output: transformers 5.24 renamed
+`past_key_values` to `cache` (older names warn until 5.40); the GPU machine's image has 5.17."""
 _ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 _MLP = ("gate_proj", "up_proj", "down_proj")
 
@@ -36,7 +41,7 @@ class HFDecoder:
     def prefill(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         self.mask = mask
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-        self.cache = out.cache
+        self.cache = getattr(out, CACHE_KEY)
         return out.logits[:, -1, :]
 
     def step(self, tokens: torch.Tensor, keep: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -45,10 +50,10 @@ class HFDecoder:
             input_ids=tokens[:, None],
             attention_mask=self.mask,
             position_ids=positions,
-            cache=self.cache,
             use_cache=True,
+            **{CACHE_KEY: self.cache},
         )
-        self.cache = out.cache
+        self.cache = getattr(out, CACHE_KEY)
         return out.logits[:, -1, :]
 
 
