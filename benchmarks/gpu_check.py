@@ -5,7 +5,9 @@
 
 1. Throughput: a randomly initialised Llama with the shapes of Llama-3.2-1B (16 layers, width 2048, 32 heads,
    8 KV heads, MLP 8192, vocab 128256; 1.24B parameters) built on the device, so nothing large is copied in.
-   Sampling: new tokens/s of the sampling seam's generator (KV cache, temperature 1) from random prompts.
+   Sampling: new tokens/s of the sampling seam's generator (KV cache, temperature 1) from random prompts, with
+   each decoder (`hf`, `fused`), against plain Hugging Face `generate` (dynamic and static cache) on the same
+   rows: the speed issue's GPU target is 4x plain `generate` at batch 256 on this shape.
    Training: completion tokens/s of one RLOO policy update (forward + backward + AdamW, with the KL reference
    forward), the student's inner-loop step.
    MFU = achieved FLOP/s / peak bf16 FLOP/s, with 2N FLOPs per sampled token and 8N per trained token
@@ -16,7 +18,10 @@
    device memory each student adds (its adapters, gradients and AdamW state after one RLOO update).
 3. SOAR: `--outer-steps` outer steps of the real loop (soar.method.loop.run_soar) on the shipped arithmetic model
    and hard set (4 MB: fits the device machine's transfer limit; math-verify is not needed), in bf16.
-Everything is printed as one JSON object (and written to --out).
+Everything is printed as one JSON object, and written to --out after each section, so a section that fails or a
+call that runs out of time keeps what was measured before it; a section's error is recorded as
+`<section>_error` (the lent GPU machine gives one short try, and a peft or transformers there older than this
+machine's must not cost the other sections).
 """
 
 from __future__ import annotations
@@ -25,11 +30,14 @@ import argparse
 import json
 import platform
 import random
+import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import torch
+import transformers
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from soar.engine.model import DEFAULT_MODEL, LoadConfig, clone_model, frozen
@@ -62,6 +70,22 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def plain_generate(model, prompts: list[list[int]], new_tokens: int, device: str, cache: str | None) -> float:
+    """New tokens/s of Hugging Face `generate` (temperature 1, no top-k) on the same rows, every row run to
+    `new_tokens`; `cache="static"` is its preallocated cache."""
+    ids = torch.tensor(prompts, device=device)  # equal lengths: no padding
+    extra = {"cache_implementation": cache} if cache else {}
+    kw = dict(do_sample=True, temperature=1.0, top_k=0, pad_token_id=0, eos_token_id=None, **extra)
+    with torch.no_grad():
+        model.generate(ids[:2], attention_mask=torch.ones_like(ids[:2]), max_new_tokens=4, **kw)  # warm-up
+        sync(device)
+        t = time.perf_counter()
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
+                             min_new_tokens=new_tokens, **kw)  # fmt: skip
+        sync(device)
+    return (out.shape[0] * (out.shape[1] - ids.shape[1])) / (time.perf_counter() - t)
+
+
 def throughput(args, device: str, dtype: torch.dtype) -> dict:
     torch.manual_seed(0)
     cfg = LlamaConfig(**SHAPES[args.shape], max_position_embeddings=4096, tie_word_embeddings=True)
@@ -86,6 +110,9 @@ def throughput(args, device: str, dtype: torch.dtype) -> dict:
     fused, _ = _generate(model, prompts, 1.0, args.new_tokens, [0], 0, [gen], "fused")
     sync(device)
     dt_f = time.perf_counter() - t
+    generate = {
+        cache or "dynamic": plain_generate(model, prompts, args.new_tokens, device, cache) for cache in (None, "static")
+    }
 
     ref = frozen(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
@@ -110,6 +137,10 @@ def throughput(args, device: str, dtype: torch.dtype) -> dict:
         "new_tokens": args.new_tokens,
         "sample_tok_s": round(sampled / dt_s, 1),
         "sample_tok_s_fused": round(sum(len(s) for s in fused) / dt_f, 1),
+        "generate_tok_s": round(generate["dynamic"], 1),
+        "generate_static_tok_s": round(generate["static"], 1),
+        "sample_hf_vs_generate": round(sampled / dt_s / generate["dynamic"], 2),
+        "sample_fused_vs_generate": round(sum(len(s) for s in fused) / dt_f / generate["dynamic"], 2),
         "train_tok_s": round(trained / dt_t, 1),
         "peak_tflops": None if peak is None else peak / 1e12,
         "mfu_sample": None if peak is None else float(f"{2 * n_params * sampled / dt_s / peak:.3g}"),
@@ -222,7 +253,7 @@ def main() -> None:
     ap.add_argument("--shape", choices=sorted(SHAPES), default="1b")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="auto", help="auto = bfloat16 on CUDA, float32 on CPU")
-    ap.add_argument("--batch", type=int, default=64, help="sequences sampled (and trained) together")
+    ap.add_argument("--batch", type=int, default=256, help="sequences sampled (and trained) together")
     ap.add_argument("--prompt-len", type=int, default=128)
     ap.add_argument("--new-tokens", type=int, default=256)
     ap.add_argument("--train-steps", type=int, default=3)
@@ -244,16 +275,29 @@ def main() -> None:
     result = {
         "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else platform.processor() or "cpu",
         "torch": torch.__version__,
+        "transformers": transformers.__version__,
         "dtype": str(dtype).removeprefix("torch."),
         "threads": torch.get_num_threads(),
-        **throughput(args, device, dtype),
-        **lora_students(args, device, dtype),
-        **soar_steps(args, device),
     }
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    sections = (
+        ("throughput", lambda: throughput(args, device, dtype)),
+        ("lora", lambda: lora_students(args, device, dtype)),
+        ("soar", lambda: soar_steps(args, device)),
+    )
+    for name, run in sections:
+        print(f"gpu_check: {name} ...", file=sys.stderr, flush=True)
+        t = time.perf_counter()
+        try:
+            result.update(run())
+        except Exception as e:  # one section's failure must not cost the others on a short lease
+            traceback.print_exc()
+            result[f"{name}_error"] = f"{type(e).__name__}: {e}"[:500]
+        result[f"{name}_seconds"] = round(time.perf_counter() - t, 1)
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
