@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SOAR := $(VENV)/bin/soar
 
-.PHONY: install demo premise test test-slow bench lint clean smollm2 gpu-check
+.PHONY: install demo premise test test-slow bench lint clean smollm2 gpu-check gpu-check-compat
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,16 @@ smollm2: install
 ## On a machine with a GPU: throughput of a 1B-shaped Llama in bf16, MFU, SOAR outer steps (docs/PERFORMANCE.md).
 gpu-check: install
 	$(PY) benchmarks/gpu_check.py --out runs/gpu_check.json
+
+## Before a GPU lease, on this CPU: the GPU check at tiny sizes with that machine's transformers (5.17) and
+## without the packages its image lacks; every section must run (no `*_error` in runs/gpu_check_compat.json).
+gpu-check-compat: install
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --upgrade --target runs/device-site \
+		transformers==5.17.0 huggingface_hub==1.33.0
+	PYTHONPATH=runs/device-site:. OMP_NUM_THREADS=1 $(PY) benchmarks/as_device_image.py benchmarks/gpu_check.py \
+		--shape tiny --batch 4 --prompt-len 8 --new-tokens 8 --train-steps 1 --outer-steps 1 --soar-sizes tiny \
+		--lora-students 2 --lora-rows 2 --lora-new-tokens 4 --lora-r 2 --out runs/gpu_check_compat.json
+	! grep -q '_error' runs/gpu_check_compat.json
 
 lint: install
 	$(VENV)/bin/ruff check soar tests benchmarks research

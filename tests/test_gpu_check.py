@@ -45,3 +45,13 @@ def test_a_failing_section_is_recorded_and_the_others_are_kept(tmp_path, monkeyp
     assert r["lora_error"] == "RuntimeError: no such peft API"
     assert r["sample_tok_s"] > 0 and "throughput_error" not in r  # the section before it is kept
     assert "soar_error" not in r and "soar_seconds" in r  # and the one after it still ran
+
+
+def test_as_device_image_makes_the_packages_that_image_lacks_unimportable(tmp_path):
+    script = tmp_path / "probe.py"
+    script.write_text("import sys\nimport json\nprint(json.dumps(sys.argv[1:]))\nimport math_verify\n")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "as_device_image.py"), str(script), "--flag", "1"]
+    run = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert json.loads(run.stdout.splitlines()[0]) == ["--flag", "1"]  # the script ran, with its own arguments
+    # math-verify is installed here, not there
+    assert run.returncode != 0 and "ModuleNotFoundError: import of math_verify" in run.stderr
