@@ -89,14 +89,10 @@ def bench_sampling(model, tok, batch: int, max_new: int, backend: str, k: int = 
     return sum(len(s.token_ids) for r in out for s in r) / dt
 
 
-def bench_hf_generate(model, tok, batch: int, max_new: int, cache: str | None = None, k: int = 1) -> float:
-    """New tokens/s of plain `generate` (dynamic KV cache), or with `cache_implementation=cache` ("static"),
-    on `batch` rows: batch / k distinct prompts, each repeated k times."""
-    enc = tok([p for p in prompts_for(batch // k) for _ in range(k)], return_tensors="pt", padding=True)
-    extra = {"cache_implementation": cache} if cache else {}
+def hf_generate(model, tok, enc, max_new: int, **extra) -> torch.Tensor:
+    """Plain `generate` at temperature 1 (no top-k) on the encoded rows `enc`, to EOS or `max_new` tokens: the new
+    token ids (B, T)."""
     with torch.no_grad():
-        model.generate(**enc, max_new_tokens=4, do_sample=True, pad_token_id=tok.pad_token_id, **extra)
-        t = time.perf_counter()
         out = model.generate(
             **enc,
             **extra,
@@ -107,8 +103,18 @@ def bench_hf_generate(model, tok, batch: int, max_new: int, cache: str | None = 
             pad_token_id=tok.pad_token_id,
             eos_token_id=tok.eos_token_id,
         )
-        dt = time.perf_counter() - t
-    new = out[:, enc.input_ids.shape[1] :]
+    return out[:, enc.input_ids.shape[1] :]
+
+
+def bench_hf_generate(model, tok, batch: int, max_new: int, cache: str | None = None, k: int = 1) -> float:
+    """New tokens/s of plain `generate` (dynamic KV cache), or with `cache_implementation=cache` ("static"),
+    on `batch` rows: batch / k distinct prompts, each repeated k times."""
+    enc = tok([p for p in prompts_for(batch // k) for _ in range(k)], return_tensors="pt", padding=True)
+    extra = {"cache_implementation": cache} if cache else {}
+    hf_generate(model, tok, enc, 4, **extra)  # warm-up
+    t = time.perf_counter()
+    new = hf_generate(model, tok, enc, max_new, **extra)
+    dt = time.perf_counter() - t
     n = 0
     for row in new.tolist():
         n += (row.index(tok.eos_token_id) + 1) if tok.eos_token_id in row else len(row)
@@ -127,17 +133,7 @@ def bench_split(model, tok, k: int, max_new: int, rounds: int = 5) -> dict:
         return max(len(s.token_ids) for r in out for s in r)
 
     def generate(n: int) -> int:
-        with torch.no_grad():
-            out = model.generate(
-                **enc,
-                max_new_tokens=n,
-                do_sample=True,
-                temperature=1.0,
-                top_k=0,
-                pad_token_id=tok.pad_token_id,
-                eos_token_id=tok.eos_token_id,
-            )
-        return out.shape[1] - enc.input_ids.shape[1]
+        return hf_generate(model, tok, enc, n).shape[1]
 
     times: dict[tuple[str, int], list[float]] = {}
     tokens: dict[str, int] = {}
