@@ -6,8 +6,8 @@
 1. Throughput: a randomly initialised Llama with the shapes of Llama-3.2-1B (16 layers, width 2048, 32 heads,
    8 KV heads, MLP 8192, vocab 128256; 1.24B parameters) built on the device, so nothing large is copied in.
    Sampling: new tokens/s of the sampling seam's generator (KV cache, temperature 1) from random prompts, with
-   each decoder (`hf`, `fused`), against plain Hugging Face `generate` (dynamic and static cache) on the same
-   rows: the speed issue's GPU target is 4x plain `generate` at batch 256 on this shape.
+   each decoder (`hf`, `fused`), against plain Hugging Face `generate` on the same rows: the speed issue's GPU
+   target is 4x plain `generate` at batch 256 on this shape.
    Training: completion tokens/s of one RLOO policy update (forward + backward + AdamW, with the KL reference
    forward), the student's inner-loop step.
    MFU = achieved FLOP/s / peak bf16 FLOP/s, with 2N FLOPs per sampled token and 8N per trained token
@@ -18,6 +18,8 @@
    device memory each student adds (its adapters, gradients and AdamW state after one RLOO update).
 3. SOAR: `--outer-steps` outer steps of the real loop (soar.method.loop.run_soar) on the shipped arithmetic model
    and hard set (4 MB: fits the device machine's transfer limit; math-verify is not needed), in bf16.
+4. Plain `generate` with the static cache on the rows of 1, with which it compiles the forward on a GPU (last:
+   how long that compilation takes there is unknown).
 Everything is printed as one JSON object, and written to --out after each section, so a section that fails or a
 call that runs out of time keeps what was measured before it; a section's error is recorded as
 `<section>_error` (the lent GPU machine gives one short try, and a peft or transformers there older than this
