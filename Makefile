@@ -49,8 +49,7 @@ gpu-check-compat: install
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --upgrade --target runs/device-site \
 		transformers==5.17.0 huggingface_hub==1.33.0
 	PYTHONPATH=runs/device-site:. OMP_NUM_THREADS=1 $(PY) benchmarks/as_device_image.py benchmarks/gpu_check.py \
-		--shape tiny --batch 4 --prompt-len 8 --new-tokens 8 --train-steps 1 --outer-steps 1 --soar-sizes tiny \
-		--lora-students 2 --lora-rows 2 --lora-new-tokens 4 --lora-r 2 --out runs/gpu_check_compat.json
+		--smoke --out runs/gpu_check_compat.json
 	! grep -q '_error' runs/gpu_check_compat.json
 
 lint: install

@@ -1,6 +1,6 @@
 """Run a script as the lent GPU machine's image would run it, on this CPU: before its one short lease.
 
-    python benchmarks/as_device_image.py benchmarks/gpu_check.py --shape tiny ...   # or: make gpu-check-compat
+    python benchmarks/as_device_image.py benchmarks/gpu_check.py --smoke   # or: make gpu-check-compat
 
 The packages that image lacks (docs/PERFORMANCE.md, "Performance on a GPU") are made unimportable, so an import
 of one fails here as it would there; its transformers version comes first on the path when `make

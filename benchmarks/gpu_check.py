@@ -1,7 +1,7 @@
 """GPU check: sampling and training throughput of a 1B-shaped Llama in bf16, MFU, and a few SOAR outer steps.
 
     python benchmarks/gpu_check.py                      # on the lent GPU machine (defaults: 1B shapes, bf16)
-    python benchmarks/gpu_check.py --shape tiny --outer-steps 1 --soar-sizes tiny   # the CPU smoke run
+    python benchmarks/gpu_check.py --smoke                # the CPU smoke run: every size tiny (flags still override)
 
 1. Throughput: a randomly initialised Llama with the shapes of Llama-3.2-1B (16 layers, width 2048, 32 heads,
    8 KV heads, MLP 8192, vocab 128256; 1.24B parameters) built on the device, so nothing large is copied in.
@@ -54,6 +54,20 @@ SHAPES = {
     "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                  intermediate_size=128, vocab_size=1000),
 }  # fmt: skip
+SMOKE = dict(
+    shape="tiny",
+    batch=4,
+    prompt_len=8,
+    new_tokens=8,
+    train_steps=1,
+    outer_steps=1,
+    soar_sizes="tiny",
+    lora_students=2,
+    lora_rows=2,
+    lora_new_tokens=4,
+    lora_r=2,
+)
+"""`--smoke`: the sizes of the CPU smoke run (tests, `make gpu-check-compat`): it runs, its figures mean nothing"""
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
 """dense bf16 tensor-core peaks (SXM parts) by device-name substring"""
 
@@ -286,6 +300,9 @@ def main() -> None:
     ap.add_argument("--outer-steps", type=int, default=3, help="SOAR outer steps on the arithmetic model (0 = skip)")
     ap.add_argument("--soar-sizes", choices=("default", "tiny"), default="default")
     ap.add_argument("--out", default=None, help="also write the JSON here")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes everywhere (the CPU smoke run); flags override")
+    if ap.parse_known_args()[0].smoke:
+        ap.set_defaults(**SMOKE)
     args = ap.parse_args()
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = {"auto": torch.bfloat16 if device.startswith("cuda") else torch.float32}.get(args.dtype) or getattr(

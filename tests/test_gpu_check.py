@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = ["--shape", "tiny", "--batch", "4", "--prompt-len", "8", "--new-tokens", "8", "--train-steps", "1",
-        "--outer-steps", "1", "--soar-sizes", "tiny", "--peak-tflops", "1", "--lora-students", "3",
-        "--lora-rows", "2", "--lora-new-tokens", "4", "--lora-r", "2"]  # fmt: skip
+TINY = ["--smoke", "--peak-tflops", "1", "--lora-students", "3"]  # a flag overrides the smoke preset
 
 
 def test_gpu_check_runs_at_tiny_sizes(tmp_path):
