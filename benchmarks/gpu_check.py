@@ -54,19 +54,8 @@ SHAPES = {
     "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                  intermediate_size=128, vocab_size=1000),
 }  # fmt: skip
-SMOKE = dict(
-    shape="tiny",
-    batch=4,
-    prompt_len=8,
-    new_tokens=8,
-    train_steps=1,
-    outer_steps=1,
-    soar_sizes="tiny",
-    lora_students=2,
-    lora_rows=2,
-    lora_new_tokens=4,
-    lora_r=2,
-)
+SMOKE = dict(shape="tiny", batch=4, prompt_len=8, new_tokens=8, train_steps=1, outer_steps=1, soar_sizes="tiny",
+             lora_students=2, lora_rows=2, lora_new_tokens=4, lora_r=2)  # fmt: skip
 """`--smoke`: the sizes of the CPU smoke run (tests, `make gpu-check-compat`): it runs, its figures mean nothing"""
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
 """dense bf16 tensor-core peaks (SXM parts) by device-name substring"""
